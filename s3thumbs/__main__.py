@@ -1,0 +1,3 @@
+from s3thumbs.cli import main
+
+main()

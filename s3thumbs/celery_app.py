@@ -1,0 +1,93 @@
+"""The Celery app: built from Settings, and the one way tasks are published.
+
+Imports no Pillow, so the receiver stays light.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from s3thumbs.config import Settings
+from s3thumbs.events import ObjectEvent
+
+QUEUE = "s3thumbs"
+THUMBNAIL_TASK = "s3thumbs.thumbnail"
+DELETE_TASK = "s3thumbs.delete_thumbnails"
+TASK_NAMES = {"created": THUMBNAIL_TASK, "removed": DELETE_TASK}
+# A publish gives up after about three seconds, so the receiver can answer 503 in time.
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+BROKER_CONNECT_TIMEOUT = 3
+
+
+def create_app(settings: Settings, *, results: bool = True) -> Celery:
+    """A Celery app for at-least-once IO tasks on the ``s3thumbs`` queue.
+
+    ``results=False`` leaves the result backend out, as the receiver must never touch it.
+    """
+    app = Celery("s3thumbs", broker=settings.broker_url,
+                 backend=settings.result_backend if results else None, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue=QUEUE,
+        task_default_exchange=QUEUE,
+        task_default_routing_key=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=settings.soft_time_limit,
+        result_expires=24 * 3600,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
+        broker_transport_options=_transport_options(settings),
+    )
+    return app
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return {
+            "visibility_timeout": settings.visibility_timeout,
+            # Sweep unacknowledged tasks back every ~10 s instead of ~100 s.
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
+            "socket_keepalive": True,
+        }
+    if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return {"confirm_publish": True}
+    return {}
+
+
+def task_id(event: ObjectEvent) -> str:
+    """The same event always gets the same task id, so logs and results line up across duplicates."""
+    parts = (event.action, event.bucket, event.key, event.etag, event.version_id, event.sequencer)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(part or "" for part in parts)))
+
+
+def publish(app: Celery, events: Sequence[ObjectEvent]) -> None:
+    """Put one task per event on the broker; raises when the broker cannot take them."""
+    with app.producer_or_acquire() as producer:
+        for event in events:
+            kwargs = {name: value for name, value in
+                      (("etag", event.etag), ("version_id", event.version_id)) if value}
+            app.send_task(TASK_NAMES[event.action], args=[event.bucket, event.key], kwargs=kwargs,
+                          queue=QUEUE, task_id=task_id(event), producer=producer,
+                          retry=True, retry_policy=PUBLISH_RETRY)
+
+
+def broker_ready(app: Celery) -> bool:
+    """True when the broker accepts a connection within a few seconds."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT)
+    except Exception:  # any failure to connect means "not ready"; the reason is irrelevant to a probe
+        return False
+    return True

@@ -1,0 +1,192 @@
+"""Settings: every ``S3THUMBS_*`` variable read once, validated, frozen.
+
+The only module that reads the environment. AWS credentials and region are left to boto3's own
+chain; only the endpoint URL is ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from s3thumbs.errors import ConfigError
+from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
+
+FORMATS = ("auto", "jpeg", "png", "webp")
+LOG_FORMATS = ("text", "json")
+# The longest countdown between two retries; the visibility timeout must outlast it.
+MAX_RETRY_COUNTDOWN = 300
+
+T = TypeVar("T")
+
+
+class Secret(str):
+    """A string that keeps itself out of reprs and logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration for every s3thumbs process."""
+
+    broker_url: str = "redis://localhost:6379/0"
+    result_backend: str | None = "redis://localhost:6379/1"
+    s3_endpoint_url: str | None = None
+    sizes: tuple[Size, ...] = (Size(128, 128), Size(512, 512), Size(1024, 1024))
+    output_prefix: str = "thumbnails/"
+    output_bucket: str | None = None
+    buckets: frozenset[str] | None = None
+    auth_token: Secret | None = field(default=None, repr=False)
+    allow_open: bool = False
+    max_pixels: int = 100_000_000
+    max_bytes: int = 100 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    format: str = "auto"
+    quality: int = 85
+    cache_control: str | None = None
+    task_time_limit: int = 120
+    max_retries: int = 5
+    visibility_timeout: int = 1800
+    sns_topics: frozenset[str] | None = None
+    sns_verify: bool = False
+    log_format: str = "text"
+    metrics_port: int = 9808
+    reconcile_interval: int | None = None
+
+    @property
+    def layout(self) -> Layout:
+        """Where thumbnails are written."""
+        return Layout(self.output_prefix, self.output_bucket)
+
+    @property
+    def soft_time_limit(self) -> float:
+        """The soft limit: 80% of the hard one, so a task can clean up before it is killed."""
+        return self.task_time_limit * 0.8
+
+    def bucket_allowed(self, bucket: str) -> bool:
+        """True when the allow-list is off or names this bucket."""
+        return self.buckets is None or bucket in self.buckets
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping (``os.environ`` in processes, a dict in tests)."""
+        env = _Reader(environ)
+        settings = cls(
+            broker_url=env.text("BROKER_URL", cls.broker_url),
+            result_backend=env.optional("RESULT_BACKEND", cls.result_backend),
+            s3_endpoint_url=env.optional("S3_ENDPOINT_URL", None),
+            sizes=env.parse("SIZES", parse_sizes, cls.sizes),
+            output_prefix=env.parse("OUTPUT_PREFIX", normalize_prefix, cls.output_prefix),
+            output_bucket=env.optional("OUTPUT_BUCKET", None),
+            buckets=env.names("BUCKETS"),
+            auth_token=_secret(env.optional("AUTH_TOKEN", None)),
+            allow_open=env.flag("ALLOW_OPEN"),
+            max_pixels=env.integer("MAX_PIXELS", cls.max_pixels),
+            max_bytes=env.integer("MAX_BYTES", cls.max_bytes),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes),
+            format=env.choice("FORMAT", FORMATS, cls.format),
+            quality=env.integer("QUALITY", cls.quality, maximum=100),
+            cache_control=env.optional("CACHE_CONTROL", None),
+            task_time_limit=env.integer("TASK_TIME_LIMIT", cls.task_time_limit),
+            max_retries=env.integer("MAX_RETRIES", cls.max_retries, minimum=0),
+            visibility_timeout=env.integer("VISIBILITY_TIMEOUT", cls.visibility_timeout),
+            sns_topics=env.names("SNS_TOPICS"),
+            sns_verify=env.flag("SNS_VERIFY"),
+            log_format=env.choice("LOG_FORMAT", LOG_FORMATS, cls.log_format),
+            metrics_port=env.integer("METRICS_PORT", cls.metrics_port, maximum=65535),
+            reconcile_interval=env.optional_integer("RECONCILE_INTERVAL"),
+        )
+        needed = settings.task_time_limit + MAX_RETRY_COUNTDOWN
+        if settings.visibility_timeout <= needed:
+            raise ConfigError(
+                f"S3THUMBS_VISIBILITY_TIMEOUT={settings.visibility_timeout} must exceed the hard time "
+                f"limit plus the longest retry countdown ({settings.task_time_limit} + "
+                f"{MAX_RETRY_COUNTDOWN} = {needed} s), or a slow task is delivered twice"
+            )
+        return settings
+
+
+def _secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
+
+
+class _Reader:
+    """Reads ``S3THUMBS_<NAME>`` variables; every error names the variable."""
+
+    prefix = "S3THUMBS_"
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def _raw(self, name: str) -> str | None:
+        return self.environ.get(self.prefix + name)
+
+    def _fail(self, name: str, value: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.prefix}{name}={value!r}: {why}")
+
+    def text(self, name: str, default: str) -> str:
+        value = self._raw(name)
+        return value.strip() if value and value.strip() else default
+
+    def optional(self, name: str, default: str | None) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return default
+        return value.strip() or None
+
+    def parse(self, name: str, parser: Callable[[str], T], default: T) -> T:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            return parser(value)
+        except ValueError as e:
+            raise self._fail(name, value, str(e)) from e
+
+    def integer(self, name: str, default: int, *, minimum: int = 1, maximum: int | None = None) -> int:
+        value = self._raw(name)
+        if value is None or not value.strip():
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError as e:
+            raise self._fail(name, value, "not a whole number") from e
+        if number < minimum:
+            raise self._fail(name, value, f"must be at least {minimum}")
+        if maximum is not None and number > maximum:
+            raise self._fail(name, value, f"must be at most {maximum}")
+        return number
+
+    def optional_integer(self, name: str) -> int | None:
+        value = self._raw(name)
+        if value is None or not value.strip():
+            return None
+        return self.integer(name, 0)
+
+    def flag(self, name: str) -> bool:
+        value = (self._raw(name) or "0").strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise self._fail(name, value, "use 1 or 0")
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self._raw(name)
+        if value is None or not value.strip():
+            return default
+        if value.strip().lower() not in choices:
+            raise self._fail(name, value, f"use one of {', '.join(choices)}")
+        return value.strip().lower()
+
+    def names(self, name: str) -> frozenset[str] | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        names = frozenset(part.strip() for part in value.split(",") if part.strip())
+        if not names:
+            raise self._fail(name, value, "names no bucket; unset it to allow any")
+        return names

@@ -1,0 +1,224 @@
+"""Pure Pillow: one source file in, one encoded thumbnail per box out.
+
+The source is decoded once. JPEGs are shrunk while decoding (``draft``) to the smallest DCT
+scale that still covers the largest real target, the EXIF orientation is applied after that
+shrink (on the small image), and smaller sizes are made from larger ones (a cascade).
+No boto3, no Celery, no configuration reading, no change to Pillow's globals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+
+from s3thumbs.errors import BadImage
+from s3thumbs.keys import Size
+
+# Decoders we trust with untrusted bytes; everything else (EPS, FITS, PSD…) is refused.
+# Phone JPEGs with extra frames open as MPO through the JPEG decoder.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+# What the decoders raise on hostile or broken input; all of it means "bad image".
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
+                 TypeError, ZeroDivisionError, Image.DecompressionBombError)
+# A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
+RENDER_VERSION = "1"
+RESAMPLE = Image.Resampling.LANCZOS
+REDUCING_GAP = 2.0
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """What to render: the boxes, the output format rule and the encoder quality."""
+
+    sizes: tuple[Size, ...]
+    format: str = "auto"
+    quality: int = 85
+    max_pixels: int = 100_000_000
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the output: sizes, format, quality."""
+        text = f"v{RENDER_VERSION}|{','.join(map(str, self.sizes))}|{self.format}|{self.quality}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """One encoded thumbnail for one box."""
+
+    box: Size
+    width: int
+    height: int
+    content_type: str
+    body: bytes
+
+
+def fit(width: int, height: int, box: Size) -> tuple[int, int]:
+    """The size of a width×height image fitted inside box: aspect kept, never upscaled."""
+    scale = min(box.width / width, box.height / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def output_format(source_format: str | None, has_alpha: bool, requested: str) -> str:
+    """Choose jpeg, png or webp by the SPEC's ``FORMAT=auto`` rules, or the forced one."""
+    if requested != "auto":
+        return requested
+    if source_format in ("JPEG", "MPO"):
+        return "jpeg"
+    if source_format == "PNG":
+        return "png"
+    if source_format == "WEBP":
+        return "webp"
+    if source_format == "GIF" or has_alpha:
+        return "png"
+    return "jpeg"
+
+
+def render(source: BinaryIO, spec: RenderSpec) -> list[Thumbnail]:
+    """Decode ``source`` once and return one thumbnail per box, in the order of ``spec.sizes``."""
+    if _is_empty(source):
+        raise BadImage("empty file")
+    Image.init()  # registers the WebP and TIFF decoders; a no-op once done
+    try:
+        with warnings.catch_warnings():
+            # We check the pixel count ourselves, against the configured limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source, formats=ALLOWED_FORMATS) as im:
+                return _render_open(im, spec)
+    except UnidentifiedImageError as e:
+        raise BadImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"decompression bomb: {e}") from e
+    except DECODE_ERRORS as e:
+        raise BadImage(f"cannot decode image: {e}") from e
+
+
+def _is_empty(source: BinaryIO) -> bool:
+    position = source.tell()
+    empty = not source.read(1)
+    source.seek(position)
+    return empty
+
+
+def _render_open(im: Image.Image, spec: RenderSpec) -> list[Thumbnail]:
+    width, height = im.size
+    if width * height > spec.max_pixels:
+        raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, "
+                       f"over the limit of {spec.max_pixels:,}")
+    source_format = im.format
+    orientation = _orientation(im)
+    swapped = orientation in (5, 6, 7, 8)
+    shown = (height, width) if swapped else (width, height)
+    targets = {box: fit(*shown, box) for box in spec.sizes}
+    largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
+    stored_largest = (largest[1], largest[0]) if swapped else largest
+    if source_format in ("JPEG", "MPO"):
+        im.draft(None, stored_largest)
+    im.load()
+    base, icc = _normalize(im)
+    has_alpha = base.mode in ("RGBA", "LA")
+    fmt = output_format(source_format, has_alpha, spec.format)
+
+    made: list[Image.Image] = []
+    thumbnails: dict[Size, Thumbnail] = {}
+    for box, target in sorted(targets.items(), key=lambda item: -item[1][0] * item[1][1]):
+        image = _scaled(base, made, target, orientation)
+        made.append(image)
+        thumbnails[box] = _encode(image, box, fmt, spec.quality, icc)
+    return [thumbnails[box] for box in spec.sizes]
+
+
+def _orientation(im: Image.Image) -> int:
+    value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    return value if value in _TRANSPOSE else 1
+
+
+def _scaled(base: Image.Image, made: list[Image.Image], target: tuple[int, int],
+            orientation: int) -> Image.Image:
+    """Resize from the smallest image made so far that still covers target, else from base."""
+    covering = [im for im in made if im.width >= target[0] and im.height >= target[1]]
+    if covering:
+        source = min(covering, key=lambda im: im.width * im.height)
+        return source if source.size == target else source.resize(target, RESAMPLE, reducing_gap=REDUCING_GAP)
+    swapped = orientation in (5, 6, 7, 8)
+    stored = (target[1], target[0]) if swapped else target
+    image = base if base.size == stored else base.resize(stored, RESAMPLE, reducing_gap=REDUCING_GAP)
+    return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image
+
+
+def _normalize(im: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """Return an L, LA, RGB or RGBA image in its own colour space, and the profile to keep."""
+    icc = im.info.get("icc_profile") or None
+    mode = im.mode
+    if mode == "CMYK":
+        return _cmyk_to_srgb(im, icc), None
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return im.convert("I").point(lambda value: value * (1 / 257)).convert("L"), icc
+    if mode == "F":
+        return im.point(lambda value: value * 255).convert("L"), icc
+    if mode == "1":
+        return im.convert("L"), icc
+    if mode in ("P", "PA"):
+        transparent = mode == "PA" or im.has_transparency_data
+        return im.convert("RGBA" if transparent else "RGB"), icc
+    if mode in ("L", "RGB") and "transparency" in im.info:
+        return im.convert("LA" if mode == "L" else "RGBA"), icc
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return im, icc
+    if mode == "La":
+        return im.convert("LA"), icc
+    if mode == "RGBa":
+        return im.convert("RGBA"), icc
+    return im.convert("RGB"), None
+
+
+def _cmyk_to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    if icc:
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(im, profile, _SRGB, outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError):
+            pass  # a broken embedded profile: fall back to the plain conversion below
+    return im.convert("RGB")
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Composite alpha onto white, for formats without alpha."""
+    if im.mode not in ("RGBA", "LA"):
+        return im
+    background = Image.new(im.mode[:-1], im.size, 255)
+    background.paste(im, mask=im.getchannel("A"))
+    return background
+
+
+def _encode(im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None) -> Thumbnail:
+    image = _flatten(im) if fmt == "jpeg" else im
+    image.info = {}  # never carry EXIF, XMP, GPS or comments over from the source
+    options: dict[str, object] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if fmt in ("jpeg", "webp"):
+        options["quality"] = quality
+    buffer = io.BytesIO()
+    image.save(buffer, fmt.upper(), **options)
+    return Thumbnail(box, image.width, image.height, CONTENT_TYPES[fmt], buffer.getvalue())

@@ -1,0 +1,75 @@
+"""The key scheme, pure: sizes, where each thumbnail lives, and what is never a source."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# Keys are taken as images by their extension, or by the content type the event carries.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+)
+
+_SIZE = re.compile(r"(\d+)[xX](\d+)")
+
+
+class Size(NamedTuple):
+    """A bounding box, in pixels."""
+
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def parse_sizes(text: str) -> tuple[Size, ...]:
+    """Parse ``"128x128, 512x512"``: WxH boxes, spaces ignored, duplicates dropped, order kept."""
+    sizes: list[Size] = []
+    for part in text.replace(" ", "").split(","):
+        match = _SIZE.fullmatch(part)
+        if not match:
+            raise ValueError(f"{part!r} is not WxH (e.g. 128x128)")
+        size = Size(int(match[1]), int(match[2]))
+        if size.width < 1 or size.height < 1:
+            raise ValueError(f"{part!r} must have a positive width and height")
+        if size not in sizes:
+            sizes.append(size)
+    return tuple(sizes)
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Return the prefix with exactly one trailing slash (a bare folder name is fine)."""
+    prefix = prefix.strip().lstrip("/")
+    if not prefix:
+        raise ValueError("must not be empty")
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def is_image_key(key: str, content_type: str | None = None) -> bool:
+    """True when the key names something that looks like an image."""
+    if content_type and content_type.lower().startswith("image/"):
+        return True
+    return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where thumbnails go: ``{prefix}{W}x{H}/{key}``, in the source bucket or another one."""
+
+    prefix: str = "thumbnails/"
+    bucket: str | None = None
+
+    def output_bucket(self, source_bucket: str) -> str:
+        """The bucket a source's thumbnails are written to."""
+        return self.bucket or source_bucket
+
+    def thumbnail_key(self, key: str, size: Size) -> str:
+        """The key of one size's thumbnail of ``key``, whatever the output format."""
+        return f"{self.prefix}{size}/{key}"
+
+    def is_output(self, bucket: str, key: str) -> bool:
+        """True for objects s3thumbs writes itself: they must never become sources."""
+        return key.startswith(self.prefix) or (self.bucket is not None and bucket == self.bucket)

@@ -1,0 +1,147 @@
+"""The boto3 seam: look at, stream, write and delete objects.
+
+Missing objects and refused access become s3thumbs errors; throttling, 5xx and network errors
+are left as botocore raises them, for the task's retry policy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from s3thumbs.errors import BadImage, Forbidden, PermanentFailure, SourceChanged
+
+# Sources up to this size stay in memory while they are read; larger ones spill to disk.
+SPOOL_MAX_MEMORY = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+_DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
+_CHANGED = frozenset({"412", "PreconditionFailed"})
+# 4xx codes that pass: everything else in 4xx is a request that can never succeed.
+_TRANSIENT_4XX = frozenset({"RequestTimeout", "RequestTimeTooSkewed", "SlowDown", "Throttling",
+                            "ThrottlingException", "TooManyRequests", "429"})
+
+
+def make_client(endpoint_url: str | None) -> Any:
+    """An S3 client with boto3's credential chain, bounded timeouts and standard retries."""
+    config = Config(
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells about an object."""
+
+    key: str
+    etag: str
+    size: int
+    content_type: str | None
+    metadata: Mapping[str, str]
+
+
+def error_code(error: ClientError) -> str:
+    """The S3 error code of a ClientError (a HEAD's 404 has only the status as code)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class Storage:
+    """Objects in S3-compatible buckets, through one boto3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Look at an object; None when it does not exist."""
+        with _s3_errors(bucket, key):
+            try:
+                response = self.client.head_object(Bucket=bucket, Key=key)
+            except ClientError as e:
+                if error_code(e) in _MISSING:
+                    return None
+                raise
+        return ObjectInfo(
+            key=key,
+            etag=response["ETag"].strip('"'),
+            size=response["ContentLength"],
+            content_type=response.get("ContentType"),
+            metadata=response.get("Metadata", {}),
+        )
+
+    def open(self, bucket: str, key: str, etag: str, max_bytes: int) -> IO[bytes] | None:
+        """Stream the object's content with this eTag into a bounded spooled file; None if gone.
+
+        The caller closes the file. Raises SourceChanged if the object no longer has ``etag``.
+        """
+        with _s3_errors(bucket, key):
+            try:
+                response = self.client.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
+            except ClientError as e:
+                if error_code(e) in _MISSING:
+                    return None
+                raise
+        body = response["Body"]
+        if response["ContentLength"] > max_bytes:
+            body.close()
+            raise BadImage(f"source is {response['ContentLength']:,} bytes, over the limit of {max_bytes:,}")
+        spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
+        try:
+            shutil.copyfileobj(body, spooled, _CHUNK)
+            spooled.seek(0)
+        except BaseException:
+            spooled.close()
+            raise
+        finally:
+            body.close()
+        return spooled  # type: ignore[return-value]
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str,
+            metadata: Mapping[str, str], cache_control: str | None = None) -> None:
+        """Write one small object in a single request."""
+        extra = {"CacheControl": cache_control} if cache_control else {}
+        with _s3_errors(bucket, key):
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                   Metadata=dict(metadata), **extra)
+
+    def delete(self, bucket: str, keys: list[str]) -> None:
+        """Delete these keys; missing ones are fine."""
+        for key in keys:
+            with _s3_errors(bucket, key):
+                self.client.delete_object(Bucket=bucket, Key=key)
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, page by page (no metadata: listing does not return it)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _s3_errors(bucket, prefix):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], None, {})
+
+
+@contextmanager
+def _s3_errors(bucket: str, key: str) -> Iterator[None]:
+    """Turn refusals and precondition failures into s3thumbs errors; let the rest through."""
+    try:
+        yield
+    except ClientError as e:
+        code = error_code(e)
+        if code in _DENIED:
+            raise Forbidden(f"s3://{bucket}/{key}: {code} ({e})") from e
+        if code in _CHANGED:
+            raise SourceChanged(f"s3://{bucket}/{key} changed while it was read") from e
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if 400 <= status < 500 and code not in _TRANSIENT_4XX:
+            raise PermanentFailure(f"s3://{bucket}/{key}: S3 refused the request: {e}") from e
+        raise

@@ -1,0 +1,73 @@
+"""The two Celery tasks: thin wrappers that declare the retry policy and call the thumbnailer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from celery import Celery, Task
+
+from s3thumbs.celery_app import DELETE_TASK, THUMBNAIL_TASK
+from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
+from s3thumbs.errors import PermanentFailure, SourceChanged
+from s3thumbs.imaging import RenderSpec
+from s3thumbs.storage import Storage, make_client
+from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnails
+
+logger = logging.getLogger(__name__)
+
+# What passes: S3 throttling and 5xx (ClientErrors the storage layer let through), dropped or
+# refused connections, and a source that changed under us (the retry reads the new content).
+TRANSIENT = (ClientError, ConnectionError, HTTPClientError, SourceChanged)
+
+
+def job_from(settings: Settings) -> Job:
+    """The rendering rules and limits the settings describe."""
+    spec = RenderSpec(settings.sizes, settings.format, settings.quality, settings.max_pixels)
+    return Job(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
+
+
+def storage_per_process(endpoint_url: str | None) -> Callable[[], Storage]:
+    """A Storage built lazily once per process, so no boto3 client crosses a fork."""
+    cache: dict[int, Storage] = {}
+
+    def get() -> Storage:
+        pid = os.getpid()
+        if pid not in cache:
+            cache.clear()
+            cache[pid] = Storage(make_client(endpoint_url))
+        return cache[pid]
+
+    return get
+
+
+def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) -> None:
+    """Register ``s3thumbs.thumbnail`` and ``s3thumbs.delete_thumbnails`` on ``app``."""
+    job = job_from(settings)
+    options: dict[str, Any] = {
+        "bind": True,
+        "autoretry_for": TRANSIENT,
+        "retry_backoff": True,
+        "retry_backoff_max": MAX_RETRY_COUNTDOWN,
+        "retry_jitter": True,
+        "max_retries": settings.max_retries,
+        "throws": (PermanentFailure,),
+    }
+
+    def run(action: Callable[[Storage, Job, str, str], Outcome], bucket: str, key: str) -> dict[str, Any]:
+        try:
+            return action(storage(), job, bucket, key).to_dict()
+        except PermanentFailure as e:
+            logger.warning("s3://%s/%s failed for good: %s", bucket, key, e)
+            raise
+
+    @app.task(name=THUMBNAIL_TASK, **options)
+    def thumbnail(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
+        return run(make_thumbnails, bucket, key)
+
+    @app.task(name=DELETE_TASK, **options)
+    def delete(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
+        return run(delete_thumbnails, bucket, key)

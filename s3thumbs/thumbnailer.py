@@ -1,0 +1,132 @@
+"""The use case, without Celery: make or delete the thumbnails of one source object."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from s3thumbs.errors import BadImage, Forbidden
+from s3thumbs.imaging import RenderSpec, render
+from s3thumbs.keys import Layout
+from s3thumbs.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+ETAG_META = "s3thumbs-source-etag"
+SETTINGS_META = "s3thumbs-settings"
+SIZE_META = "s3thumbs-size"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a task needs besides the object: the rules and the limits."""
+
+    spec: RenderSpec
+    layout: Layout
+    max_bytes: int
+    buckets: frozenset[str] | None = None
+    cache_control: str | None = None
+
+
+@dataclass(frozen=True)
+class ThumbnailInfo:
+    """One thumbnail as written (or found current)."""
+
+    key: str
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's summary: what happened to one source object."""
+
+    bucket: str
+    key: str
+    status: str  # written | current | gone | deleted | ignored
+    source_etag: str | None = None
+    thumbnails: list[ThumbnailInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON result stored by the result backend."""
+        return asdict(self)
+
+
+def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
+    """Write every size of ``bucket/key`` unless current ones already match its eTag and settings."""
+    if ignored := _ignored(job, bucket, key):
+        return ignored
+    source = storage.head(bucket, key)
+    if source is None:
+        logger.info("s3://%s/%s is gone: nothing to render", bucket, key)
+        return Outcome(bucket, key, "gone")
+    current = _current_thumbnails(storage, job, bucket, key, source.etag)
+    if current is not None:
+        logger.info("s3://%s/%s: thumbnails already current for eTag %s", bucket, key, source.etag)
+        return Outcome(bucket, key, "current", source.etag, current)
+
+    if source.size > job.max_bytes:
+        raise BadImage(f"source is {source.size:,} bytes, over the limit of {job.max_bytes:,}")
+    started = time.perf_counter()
+    file = storage.open(bucket, key, source.etag, job.max_bytes)
+    if file is None:
+        logger.info("s3://%s/%s is gone: nothing to render", bucket, key)
+        return Outcome(bucket, key, "gone")
+    with file:
+        thumbnails = render(file, job.spec)
+    out_bucket = job.layout.output_bucket(bucket)
+    written = []
+    for thumb in thumbnails:
+        out_key = job.layout.thumbnail_key(key, thumb.box)
+        metadata = {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint,
+                    SIZE_META: f"{thumb.width}x{thumb.height}"}
+        storage.put(out_bucket, out_key, thumb.body, thumb.content_type, metadata, job.cache_control)
+        written.append(ThumbnailInfo(out_key, thumb.width, thumb.height, len(thumb.body), thumb.content_type))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    logger.info("s3://%s/%s: wrote %d thumbnails (%s bytes) in %.0f ms: %s", bucket, key, len(written),
+                sum(t.bytes for t in written), elapsed_ms, ", ".join(t.key for t in written))
+    return Outcome(bucket, key, "written", source.etag, written)
+
+
+def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
+    """Delete every size of ``bucket/key``, unless a current version of the source still exists."""
+    if ignored := _ignored(job, bucket, key):
+        return ignored
+    source = storage.head(bucket, key)
+    if source is not None:
+        logger.info("s3://%s/%s still exists: thumbnails kept", bucket, key)
+        return Outcome(bucket, key, "current", source.etag)
+    keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
+    storage.delete(job.layout.output_bucket(bucket), keys)
+    logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys))
+    return Outcome(bucket, key, "deleted")
+
+
+def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
+    if job.buckets is not None and bucket not in job.buckets:
+        raise Forbidden(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
+    if job.layout.is_output(bucket, key):
+        logger.info("s3://%s/%s is a thumbnail: ignored", bucket, key)
+        return Outcome(bucket, key, "ignored")
+    return None
+
+
+def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str,
+                        etag: str) -> list[ThumbnailInfo] | None:
+    """The thumbnails, if every size exists and was made from this eTag with these settings."""
+    found = []
+    out_bucket = job.layout.output_bucket(bucket)
+    for size in job.spec.sizes:
+        info = storage.head(out_bucket, job.layout.thumbnail_key(key, size))
+        if info is None or info.metadata.get(ETAG_META) != etag \
+                or info.metadata.get(SETTINGS_META) != job.spec.fingerprint:
+            return None
+        width, _, height = info.metadata.get(SIZE_META, "").partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            return None
+        found.append(ThumbnailInfo(info.key, int(width), int(height), info.size, info.content_type or ""))
+    return found
