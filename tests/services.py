@@ -1,0 +1,141 @@
+"""Real s3thumbs processes for integration tests: receiver and worker subprocesses, moto's server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import httpx
+
+from tests.brokers import free_port
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
+    """Poll until ``condition()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def s3thumbs_env(**settings: str) -> dict[str, str]:
+    """A clean environment for an s3thumbs subprocess: no S3THUMBS_* of the caller's, fake AWS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3THUMBS_", "AWS_"))}
+    env.update(CREDENTIALS)
+    env.update({f"S3THUMBS_{name.upper()}": value for name, value in settings.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Service:
+    """An ``s3thumbs`` subprocess in its own process group, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "s3thumbs", *args], env=env,
+                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 30, count: int = 1) -> None:
+        def seen() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"process exited {self.process.returncode}:\n{self.log()[-3000:]}")
+            return self.log().count(text) >= count
+        try:
+            wait_for(seen, timeout, f"{text!r} in the log")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- log ---\n{self.log()[-3000:]}") from None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
+        """Signal the whole group, wait, and SIGKILL whatever is left."""
+        try:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(5)
+        self._log.close()
+
+
+@contextmanager
+def receiver(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A receiver subprocess on a free loopback port; yields its base URL."""
+    port = free_port()
+    service = Service(["receiver", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url, service), 30, "the receiver's /healthz")
+        yield url
+    finally:
+        service.stop()
+
+
+def _healthy(url: str, service: Service) -> bool:
+    if service.process.poll() is not None:
+        raise AssertionError(f"receiver exited:\n{service.log()[-3000:]}")
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path, *args: str) -> Iterator[Service]:
+    """A real ``s3thumbs worker`` (prefork) subprocess, ready to consume."""
+    name = f"w{free_port()}@localhost"
+    service = Service(["worker", "--pool", "prefork", "--concurrency", "1", "--hostname", name,
+                       "--without-mingle", "--without-gossip", *args], env, log)
+    try:
+        service.wait_log(" ready.", timeout=60)
+        yield service
+    finally:
+        service.stop()
+
+
+def s3_client(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def sns_client(endpoint: str):
+    return boto3.client("sns", endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def notify_through_sns(endpoint: str, bucket: str, receiver_events_url: str) -> None:
+    """Create ``bucket`` with put/delete notifications to an SNS topic subscribed over HTTP."""
+    s3, sns = s3_client(endpoint), sns_client(endpoint)
+    s3.create_bucket(Bucket=bucket)
+    topic = sns.create_topic(Name=bucket)["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=receiver_events_url)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+
+
+def object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        return False
+    return True

@@ -1,0 +1,69 @@
+"""``s3thumbs dev`` as a user runs it: a subprocess, an upload through what it printed, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+
+import boto3
+from PIL import Image
+
+from tests.services import object_exists, s3thumbs_env, wait_for
+
+
+def read_lines(stream, into: queue.Queue) -> None:
+    for line in iter(stream.readline, ""):
+        into.put(line.rstrip("\n"))
+
+
+def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
+    env = s3thumbs_env()
+    env.pop("AWS_ACCESS_KEY_ID")
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    with (tmp_path / "dev.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "s3thumbs", "dev"], env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
+    printed: dict[str, str] = {}
+    try:
+        while "upload" not in printed:
+            line = lines.get(timeout=60)
+            name, _, value = line.partition(": ")
+            printed[name] = value
+        assert printed["bucket"] == "uploads"
+        assert printed["upload"].endswith("aws --endpoint-url " + printed["S3 endpoint"]
+                                          + " s3 cp photo.jpg s3://uploads/photo.jpg")
+        s3 = boto3.client("s3", endpoint_url=printed["S3 endpoint"], region_name="us-east-1",
+                          aws_access_key_id=printed["access key"],
+                          aws_secret_access_key=printed["secret key"])
+        buffer = io.BytesIO()
+        Image.new("RGB", (1600, 1200), "teal").save(buffer, "JPEG")
+        s3.put_object(Bucket="uploads", Key="holiday/beach day.jpg", Body=buffer.getvalue())
+        for size, dims in {"128x128": (128, 96), "512x512": (512, 384), "1024x1024": (1024, 768)}.items():
+            key = f"thumbnails/{size}/holiday/beach day.jpg"
+            wait_for(lambda key=key: object_exists(s3, "uploads", key), 30, key)
+            body = s3.get_object(Bucket="uploads", Key=key)["Body"].read()
+            assert Image.open(io.BytesIO(body)).size == dims
+
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        wait_for(lambda: not group_alive(process.pid), 5, "every process of the group to exit")
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+        process.stdout.close()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
