@@ -99,6 +99,9 @@ class Settings:
             metrics_port=env.integer("METRICS_PORT", cls.metrics_port, maximum=65535),
             reconcile_interval=env.optional_integer("RECONCILE_INTERVAL"),
         )
+        if settings.sns_verify:
+            raise ConfigError("S3THUMBS_SNS_VERIFY=1: SNS signature verification is not available in "
+                              "this version; unset it (and restrict S3THUMBS_SNS_TOPICS and the token)")
         needed = settings.task_time_limit + MAX_RETRY_COUNTDOWN
         if settings.visibility_timeout <= needed:
             raise ConfigError(
