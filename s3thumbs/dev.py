@@ -12,9 +12,10 @@ import logging
 import os
 import threading
 import time
-from urllib.parse import quote
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 import uvicorn
 from moto.server import ThreadedMotoServer
@@ -73,7 +74,7 @@ def banner(endpoints: Endpoints, settings: Settings) -> list[str]:
 class ReceiverThread:
     """uvicorn serving the receiver from a background thread."""
 
-    def __init__(self, app: object, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="receiver", daemon=True)
@@ -115,7 +116,7 @@ def start_s3(host: str, port: int) -> tuple[ThreadedMotoServer, str]:
     return server, f"http://{bound_host}:{bound_port}"
 
 
-def serve(settings: Settings, receiver_app: object, run_worker: Callable[[], None], s3: object,
+def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None], s3: object,
           sns: object, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int) -> None:
     """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C."""
     receiver = ReceiverThread(receiver_app, host, receiver_port)

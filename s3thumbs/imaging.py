@@ -13,7 +13,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
@@ -92,7 +92,7 @@ def output_format(source_format: str | None, has_alpha: bool, requested: str) ->
     return "jpeg"
 
 
-def render(source: BinaryIO, spec: RenderSpec) -> list[Thumbnail]:
+def render(source: IO[bytes], spec: RenderSpec) -> list[Thumbnail]:
     """Decode ``source`` once and return one thumbnail per box, in the order of ``spec.sizes``."""
     if _is_empty(source):
         raise BadImage("empty file")
@@ -111,7 +111,7 @@ def render(source: BinaryIO, spec: RenderSpec) -> list[Thumbnail]:
         raise BadImage(f"cannot decode image: {e}") from e
 
 
-def _is_empty(source: BinaryIO) -> bool:
+def _is_empty(source: IO[bytes]) -> bool:
     position = source.tell()
     empty = not source.read(1)
     source.seek(position)

@@ -105,7 +105,7 @@ class Storage:
             raise
         finally:
             body.close()
-        return spooled  # type: ignore[return-value]
+        return spooled
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str,
             metadata: Mapping[str, str], cache_control: str | None = None) -> None:
