@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import uvicorn
+from kombu.utils.url import maybe_sanitize_url
 from moto.server import ThreadedMotoServer
 
 from s3thumbs.config import Settings
@@ -60,7 +61,7 @@ def banner(endpoints: Endpoints, settings: Settings) -> list[str]:
         f"secret key: {SECRET_KEY}",
         f"region: {REGION}",
         f"receiver: {endpoints.receiver}/events",
-        f"broker: {settings.broker_url}",
+        f"broker: {maybe_sanitize_url(settings.broker_url)}",
         f"sizes: {', '.join(map(str, settings.sizes))} under {settings.output_prefix}",
         f"upload: {credentials} aws --endpoint-url {s3} s3 cp photo.jpg s3://{BUCKET}/photo.jpg",
         f"list: {credentials} aws --endpoint-url {s3} s3 ls --recursive s3://{BUCKET}/",

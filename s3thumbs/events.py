@@ -20,7 +20,8 @@ Action = Literal["created", "removed"]
 # Only these change an object's content; PutTagging, PutRetention… are MinIO "created" events too.
 CREATED = frozenset({"ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy",
                      "ObjectCreated:CompleteMultipartUpload"})
-REMOVED_PREFIX = "ObjectRemoved:"
+# A lifecycle expiration removes the object as surely as a DELETE does.
+REMOVED_PREFIXES = ("ObjectRemoved:", "LifecycleExpiration:")
 EVENTBRIDGE_ACTIONS: dict[str, Action] = {"Object Created": "created", "Object Deleted": "removed"}
 
 
@@ -123,6 +124,23 @@ def _optional_str(value: Any) -> str | None:
     return str(value)
 
 
+def _version(value: Any) -> str | None:
+    """A version id; S3 and moto say "null" for objects written while versioning was off."""
+    version = _optional_str(value)
+    return None if version == "null" else version
+
+
+def _names(*names: Any) -> None:
+    """Bucket names and keys must be strings that S3 could hold: valid Unicode."""
+    for name in names:
+        if not isinstance(name, str):
+            raise InvalidEvent("bucket names and object keys must be strings")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidEvent(f"{name!r} is not valid Unicode") from e
+
+
 def _optional_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -131,7 +149,7 @@ def _action(event_name: str) -> Action | None:
     name = event_name.removeprefix("s3:")
     if name in CREATED:
         return "created"
-    if name.startswith(REMOVED_PREFIX):
+    if name.startswith(REMOVED_PREFIXES):
         return "removed"
     return None
 
@@ -160,8 +178,9 @@ def _parse_records(records: Any, kind: str) -> Notification:
         event_name = _field(record, "eventName")
         bucket = _field(record, "s3", "bucket", "name")
         raw_key = _field(record, "s3", "object", "key")
-        if not all(isinstance(value, str) for value in (event_name, bucket, raw_key)):
-            raise InvalidEvent("eventName, bucket name and object key must be strings")
+        if not isinstance(event_name, str):
+            raise InvalidEvent("eventName must be a string")
+        _names(bucket, raw_key)
         try:
             key = unquote_plus(raw_key, errors="strict")
         except UnicodeDecodeError as e:
@@ -178,7 +197,7 @@ def _parse_records(records: Any, kind: str) -> Notification:
             event_name=event_name,
             size=_optional_int(obj.get("size")) if action == "created" else None,
             etag=_optional_str(obj.get("eTag")) if action == "created" else None,
-            version_id=_optional_str(obj.get("versionId")),
+            version_id=_version(obj.get("versionId")),
             sequencer=_optional_str(obj.get("sequencer")),
             content_type=_optional_str(obj.get("contentType")),
         ))
@@ -189,13 +208,11 @@ def _parse_eventbridge(document: dict[str, Any]) -> Notification:
     detail_type = _text(document, "detail-type")
     bucket = _field(document, "detail", "bucket", "name")
     key = _field(document, "detail", "object", "key")
-    if not isinstance(bucket, str) or not isinstance(key, str):
-        raise InvalidEvent("EventBridge bucket name and object key must be strings")
+    _names(bucket, key)
     action = EVENTBRIDGE_ACTIONS.get(detail_type)
     if action is None:
         return Notification("eventbridge", ignored=(Ignored(bucket, key, f"event {detail_type} needs no work"),))
     obj = document["detail"]["object"]
-    version_id = _optional_str(obj.get("version-id"))
     event = ObjectEvent(
         action=action,
         bucket=bucket,
@@ -203,7 +220,7 @@ def _parse_eventbridge(document: dict[str, Any]) -> Notification:
         event_name=detail_type,
         size=_optional_int(obj.get("size")) if action == "created" else None,
         etag=_optional_str(obj.get("etag", obj.get("eTag"))) if action == "created" else None,
-        version_id=None if version_id == "null" else version_id,
+        version_id=_version(obj.get("version-id")),
         sequencer=_optional_str(obj.get("sequencer")),
     )
     return Notification("eventbridge", (event,))

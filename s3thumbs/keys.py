@@ -12,7 +12,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 )
 
-_SIZE = re.compile(r"(\d+)[xX](\d+)")
+_SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")
 
 
 class Size(NamedTuple):
@@ -28,7 +28,7 @@ class Size(NamedTuple):
 def parse_sizes(text: str) -> tuple[Size, ...]:
     """Parse ``"128x128, 512x512"``: WxH boxes, spaces ignored, duplicates dropped, order kept."""
     sizes: list[Size] = []
-    for part in text.replace(" ", "").split(","):
+    for part in "".join(text.split()).split(","):
         match = _SIZE.fullmatch(part)
         if not match:
             raise ValueError(f"{part!r} is not WxH (e.g. 128x128)")
