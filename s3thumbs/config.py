@@ -17,6 +17,9 @@ FORMATS = ("auto", "jpeg", "png", "webp")
 LOG_FORMATS = ("text", "json")
 # The longest countdown between two retries; the visibility timeout must outlast it.
 MAX_RETRY_COUNTDOWN = 300
+# Pillow refuses images over twice its Image.MAX_IMAGE_PIXELS whatever we allow: a higher
+# S3THUMBS_MAX_PIXELS would be a promise the decoder cannot keep.
+PILLOW_PIXEL_CEILING = 178_956_970
 
 T = TypeVar("T")
 
@@ -84,7 +87,7 @@ class Settings:
             buckets=env.names("BUCKETS"),
             auth_token=_secret(env.optional("AUTH_TOKEN", None)),
             allow_open=env.flag("ALLOW_OPEN"),
-            max_pixels=env.integer("MAX_PIXELS", cls.max_pixels),
+            max_pixels=env.integer("MAX_PIXELS", cls.max_pixels, maximum=PILLOW_PIXEL_CEILING),
             max_bytes=env.integer("MAX_BYTES", cls.max_bytes),
             max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes),
             format=env.choice("FORMAT", FORMATS, cls.format),

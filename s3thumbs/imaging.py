@@ -124,7 +124,8 @@ def _render_open(im: Image.Image, spec: RenderSpec) -> list[Thumbnail]:
         raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, "
                        f"over the limit of {spec.max_pixels:,}")
     source_format = im.format
-    orientation = _orientation(im)
+    # Pillow's TIFF decoder applies the orientation itself (and reports the turned size).
+    orientation = 1 if source_format == "TIFF" else _orientation(im)
     swapped = orientation in (5, 6, 7, 8)
     shown = (height, width) if swapped else (width, height)
     targets = {box: fit(*shown, box) for box in spec.sizes}
@@ -206,7 +207,7 @@ def _flatten(im: Image.Image) -> Image.Image:
     """Composite alpha onto white, for formats without alpha."""
     if im.mode not in ("RGBA", "LA"):
         return im
-    background = Image.new(im.mode[:-1], im.size, 255)
+    background = Image.new(im.mode[:-1], im.size, "white")
     background.paste(im, mask=im.getchannel("A"))
     return background
 

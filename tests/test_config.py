@@ -82,6 +82,7 @@ BAD = [
     ({"S3THUMBS_MAX_PIXELS": "-5"}, "S3THUMBS_MAX_PIXELS"),
     ({"S3THUMBS_MAX_PIXELS": "abc"}, "S3THUMBS_MAX_PIXELS"),
     ({"S3THUMBS_MAX_PIXELS": "1e8"}, "S3THUMBS_MAX_PIXELS"),
+    ({"S3THUMBS_MAX_PIXELS": "178956971"}, "S3THUMBS_MAX_PIXELS"),
     ({"S3THUMBS_MAX_BYTES": "0"}, "S3THUMBS_MAX_BYTES"),
     ({"S3THUMBS_MAX_BYTES": "-1"}, "S3THUMBS_MAX_BYTES"),
     ({"S3THUMBS_MAX_BODY_BYTES": "0"}, "S3THUMBS_MAX_BODY_BYTES"),
@@ -204,3 +205,12 @@ def test_cli_stops_at_start_with_one_line_naming_the_variable(command, given):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert variable in lines[0]
+
+
+def test_the_pixel_ceiling_is_pillows_own_hard_limit():
+    from PIL import Image
+
+    from s3thumbs.config import PILLOW_PIXEL_CEILING
+
+    assert PILLOW_PIXEL_CEILING == 2 * Image.MAX_IMAGE_PIXELS
+    assert Settings.from_env({"S3THUMBS_MAX_PIXELS": str(PILLOW_PIXEL_CEILING)}).max_pixels == PILLOW_PIXEL_CEILING
