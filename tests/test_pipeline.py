@@ -93,10 +93,15 @@ def env_for(moto_endpoint: str, broker_urls: tuple[str, str], **extra: str) -> d
 def assert_thumbnails(s3, bucket: str, key: str, expected: dict[str, tuple[int, int]] = SIZES) -> None:
     for size, dims in expected.items():
         out = f"thumbnails/{size}/{key}"
-        wait_for(lambda out=out: object_exists(s3, bucket, out), 30, f"s3://{bucket}/{out}")
+        # moto's threaded server lists a new object a moment before its headers are stored
+        wait_for(lambda out=out: written_by_s3thumbs(s3, bucket, out), 30, f"s3://{bucket}/{out}")
         obj = s3.get_object(Bucket=bucket, Key=out)
         assert obj["ContentType"] == "image/jpeg"
         assert Image.open(io.BytesIO(obj["Body"].read())).size == dims
+
+
+def written_by_s3thumbs(s3, bucket: str, key: str) -> bool:
+    return object_exists(s3, bucket, key) and "s3thumbs-settings" in s3.head_object(Bucket=bucket, Key=key)["Metadata"]
 
 
 def result_of(backend: str, bucket: str, key: str, etag: str) -> AsyncResult:
