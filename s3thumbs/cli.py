@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -237,7 +238,7 @@ def dev(host: str, s3_port: int, receiver_port: int) -> None:
         def run_worker() -> None:
             app.Worker(pool="threads", concurrency=os.cpu_count() or 2, queues=["s3thumbs"],
                        loglevel="INFO", without_mingle=True, without_gossip=True,
-                       without_heartbeat=True, hostname="s3thumbs-dev@%h").start()
+                       without_heartbeat=True, hostname=f"s3thumbs-dev@{socket.gethostname()}").start()
 
         def show(line: str) -> None:
             click.echo(line)

@@ -27,7 +27,7 @@ BUCKET = "uploads"
 ACCESS_KEY = "s3thumbs"
 SECRET_KEY = "s3thumbs-dev-secret"
 REGION = "us-east-1"
-IN_PROCESS_BROKER = "memory://"
+IN_PROCESS_BROKER = "memory://localhost/"
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None],
             show(line)
         run_worker()
     finally:
+        show("Stopping…")
         receiver.stop()
 
 
