@@ -209,6 +209,35 @@ def _progress(items: Iterator[Any]) -> Iterator[Any]:
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("bucket")
+@click.option("--arn", required=True,
+              help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook.")
+@click.option("--prefix", default=None, help="Only keys under this prefix (S3 filters allow one prefix).")
+@click.option("--suffix", default=None, help="Only keys ending with this suffix.")
+def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> None:
+    """Send BUCKET's put and delete notifications to ARN, keeping its other rules.
+
+    Uses PutBucketNotificationConfiguration, which MinIO and AWS both accept. Running it again
+    replaces s3thumbs' own rule rather than adding a second one. Thumbnails written under the
+    output prefix are ignored by the receiver and the worker, so a whole-bucket rule is safe.
+    """
+    from s3thumbs import notify as notifying
+    from s3thumbs.storage import make_client
+
+    settings = load_settings()
+    try:
+        notifying.section_for(arn)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--arn") from e
+    config = notifying.apply(make_client(settings.s3_endpoint_url), bucket, arn, prefix, suffix)
+    rules = sum(len(value) for value in config.values() if isinstance(value, list))
+    filters = [f"{name}={value!r}" for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
+    scope = " ".join(filters)
+    click.echo(f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
+               f"({rules} rule(s) in the bucket's configuration)")
+
+
+@main.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address for the S3 endpoint and receiver.")
 @click.option("--s3-port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the embedded S3 endpoint (0: any free port).")
