@@ -1,0 +1,171 @@
+"""docker-compose.yml agrees with the SPEC and with itself (there is no Docker engine to run it here)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from s3thumbs.config import Settings
+from s3thumbs.keys import normalize_prefix
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def interpolate(value, env: dict[str, str]):
+    """Compose's ${VAR:-default} and $$ escaping, for the strings of a loaded file."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+    value = VARIABLE.sub(lambda m: env.get(m[1]) or (m[2] or ""), value.replace("$$", "\0"))
+    return value.replace("\0", "$")
+
+
+def compose(env: dict[str, str] | None = None) -> dict:
+    return interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), env or {})
+
+
+ENVS = [{}, {"S3THUMBS_AUTH_TOKEN": "a-real-secret", "S3THUMBS_BUCKET": "photos", "MINIO_ROOT_USER": "admin",
+             "MINIO_ROOT_PASSWORD": "long-password", "S3THUMBS_INCLUDE_PREFIX": "originals/"}]
+
+
+def webhook_settings(minio: dict) -> dict[str, tuple[str, str]]:
+    """MinIO's MINIO_NOTIFY_WEBHOOK_<KEY>_<ID> variables as {KEY: (ID, value)}."""
+    found = {}
+    for name, value in minio["environment"].items():
+        match = re.fullmatch(r"MINIO_NOTIFY_WEBHOOK_([A-Z_]+?)_([A-Z0-9]+)", name)
+        if match:
+            found[match[1]] = (match[2], str(value))
+    return found
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_minio_webhook_points_at_the_receivers_events_path(env):
+    services = compose(env)["services"]
+    webhook = webhook_settings(services["minio"])
+    assert webhook["ENABLE"][1] == "on"
+    url = urlsplit(webhook["ENDPOINT"][1])
+    assert url.hostname in services
+    assert url.hostname == "receiver"
+    assert str(url.port) == option(services["receiver"]["command"], "--port")
+    assert url.path == "/events"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_token_is_the_same_on_both_sides(env):
+    services = compose(env)["services"]
+    token = webhook_settings(services["minio"])["AUTH_TOKEN"][1]
+    assert token
+    assert len(token.split()) == 1  # one word: MinIO sends "Authorization: Bearer <token>"
+    assert token == services["receiver"]["environment"]["S3THUMBS_AUTH_TOKEN"]
+    assert token == env.get("S3THUMBS_AUTH_TOKEN", token)
+
+
+def test_every_webhook_variable_names_the_same_target():
+    ids = {target for target, _ in webhook_settings(compose()["services"]["minio"]).values()}
+    assert ids == {"S3THUMBS"}
+
+
+def test_events_survive_a_receiver_outage_in_a_queue_dir_on_a_volume():
+    config = compose()
+    minio = config["services"]["minio"]
+    queue_dir = webhook_settings(minio)["QUEUE_DIR"][1]
+    assert queue_dir.startswith("/")
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in minio["volumes"]}
+    assert queue_dir in mounts
+    assert mounts[queue_dir] in config["volumes"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_bucket_is_subscribed_to_put_and_delete_only(env):
+    services = compose(env)["services"]
+    init = services["minio-init"]
+    script = init["command"][0]
+    shell_env = dict(init["environment"])
+    words = shlex.split(re.sub(r"\$\{INCLUDE_PREFIX:\+([^}]*)\}",
+                               lambda m: m[1] if shell_env["INCLUDE_PREFIX"] else "", script))
+    words = [re.sub(r"\$(\w+)", lambda m: shell_env[m[1]], w) for w in words]
+    add = words[words.index("add") - 1:]
+    assert add[:2] == ["event", "add"]
+    bucket = add[2].removeprefix("local/")
+    assert add[3] == f"arn:minio:sqs::{webhook_settings(services['minio'])['ENABLE'][0]}:webhook"
+    assert option(add, "--event") == "put,delete"
+    assert add.count("--event") == 1
+    assert f"local/{bucket}" == option(words, "--ignore-existing")  # `mc mb --ignore-existing local/<bucket>`
+    assert bucket in services["receiver"]["environment"]["S3THUMBS_BUCKETS"].split(",")
+    if env.get("S3THUMBS_INCLUDE_PREFIX"):
+        assert option(add, "--prefix") == env["S3THUMBS_INCLUDE_PREFIX"]
+    else:
+        assert "--prefix" not in add
+
+
+def test_mc_talks_to_the_minio_service_with_the_root_credentials():
+    services = compose(ENVS[1])["services"]
+    url = urlsplit(services["minio-init"]["environment"]["MC_HOST_local"])
+    assert (url.hostname, url.port) == ("minio", 9000)
+    assert (url.username, url.password) == ("admin", "long-password")
+    assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("role", ["receiver", "worker"])
+def test_receiver_and_worker_settings_are_valid(env, role):
+    services = compose(env)["services"]
+    settings = Settings.from_env({k: str(v) for k, v in services[role]["environment"].items()})
+    assert urlsplit(settings.s3_endpoint_url).hostname == "minio"
+    assert urlsplit(settings.broker_url).hostname == "redis"
+    assert services[role]["environment"]["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+    assert normalize_prefix(env.get("S3THUMBS_INCLUDE_PREFIX") or "x") != settings.output_prefix
+
+
+def test_receiver_and_worker_share_one_image_and_the_worker_scales():
+    services = compose()["services"]
+    assert services["receiver"]["image"] == services["worker"]["image"]
+    dockerfiles = {services[role]["build"]["dockerfile"] for role in ("receiver", "worker")}
+    assert dockerfiles == {"infra/Dockerfile"}
+    assert (ROOT / "infra" / "Dockerfile").is_file()
+    assert services["worker"]["command"][0] == "worker"
+    assert "container_name" not in services["worker"]
+    assert "ports" not in services["worker"]
+
+
+def test_minio_is_pinned_from_quay_with_a_healthcheck_that_works_in_its_image():
+    services = compose()["services"]
+    for name in ("minio", "minio-init"):
+        image = services[name]["image"]
+        assert image.startswith("quay.io/minio/")
+        assert re.search(r":RELEASE\.\d{4}-\d{2}-\d{2}T", image)
+    assert services["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert "--console-address" in services["minio"]["command"]
+    assert "9001:9001" in services["minio"]["ports"]
+
+
+def test_redis_keeps_queued_tasks():
+    command = compose()["services"]["redis"]["command"].split()
+    assert option(command, "--appendonly") == "yes"
+    assert option(command, "--maxmemory-policy") == "noeviction"
+
+
+def test_flower_is_optional():
+    assert compose()["services"]["flower"]["profiles"] == ["flower"]
+
+
+def test_every_variable_has_a_default_and_env_example_covers_them():
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = {m[1] for m in VARIABLE.finditer(text)}
+    assert all(m[2] is not None for m in VARIABLE.finditer(text)), "a ${VAR} without a :-default"
+    example = (ROOT / ".env.example").read_text()
+    documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert used == documented
