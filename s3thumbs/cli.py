@@ -279,3 +279,54 @@ def dev(host: str, s3_port: int, receiver_port: int) -> None:
                       s3_url, show, host, receiver_port)
     finally:
         s3_server.stop()
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("queue_url")
+@click.option("--wait", default=20, show_default=True, type=click.IntRange(0, 20),
+              help="Seconds each receive waits for messages (long poll; SQS allows 20 at most).")
+@click.option("--endpoint-url", default=None,
+              help="SQS endpoint, for LocalStack or moto. Default: AWS, in the region of QUEUE_URL.")
+def sqs(queue_url: str, wait: int, endpoint_url: str | None) -> None:
+    """Consume S3 notifications from the SQS queue QUEUE_URL and publish one task per object.
+
+    For AWS without a public receiver endpoint: S3 → SQS, S3 → SNS → SQS, or EventBridge → SQS.
+    A message is deleted only once its tasks are on the broker; while the broker is down it stays,
+    and SQS delivers it again after the queue's visibility timeout. Bodies that can never succeed
+    are logged and deleted; a redrive policy with a dead-letter queue is still recommended. Needs
+    sqs:ReceiveMessage and sqs:DeleteMessage on the queue (and kms:Decrypt if it is KMS-encrypted).
+    SIGTERM or Ctrl-C stops after the batch in hand.
+    """
+    import signal
+    import threading
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from s3thumbs import celery_app
+    from s3thumbs import sqs as queues
+    from s3thumbs.receiver import Rules
+
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    app = celery_app.create_app(settings, results=False)
+    rules = Rules(settings.layout, settings.buckets, settings.max_bytes, settings.sns_topics)
+    try:
+        client = queues.make_client(queue_url, endpoint_url)
+    except BotoCoreError as e:
+        raise click.ClickException(str(e)) from e
+    consumer = queues.Consumer(client, queue_url, lambda events: celery_app.publish(app, events), rules,
+                               wait_seconds=wait)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        logger.info("%s: stopping after the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        consumer.run(stop)
+    except (BotoCoreError, ClientError) as e:
+        raise click.ClickException(f"{queue_url}: {e}") from e
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

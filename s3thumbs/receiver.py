@@ -53,6 +53,20 @@ class Rules:
             return "larger than S3THUMBS_MAX_BYTES"
         return None
 
+    def sort(self, notification: Notification) -> tuple[list[ObjectEvent], list[Ignored]]:
+        """The events that need a task, and every record skipped, with its reason (logged here)."""
+        accepted: list[ObjectEvent] = []
+        skipped = list(notification.ignored)
+        for event in notification.events:
+            reason = self.skip_reason(event)
+            if reason:
+                skipped.append(Ignored(event.bucket, event.key, reason))
+            else:
+                accepted.append(event)
+        for item in skipped:
+            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason)
+        return accepted, skipped
+
 
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
@@ -78,16 +92,7 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         return await _notification(parsed)
 
     async def _notification(notification: Notification) -> Response:
-        accepted: list[ObjectEvent] = []
-        skipped = list(notification.ignored)
-        for event in notification.events:
-            reason = rules.skip_reason(event)
-            if reason:
-                skipped.append(Ignored(event.bucket, event.key, reason))
-            else:
-                accepted.append(event)
-        for item in skipped:
-            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason)
+        accepted, skipped = rules.sort(notification)
         if accepted:
             try:
                 await run_in_threadpool(publish, accepted)
