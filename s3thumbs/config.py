@@ -15,7 +15,7 @@ from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
 
 FORMATS = ("auto", "jpeg", "png", "webp")
 LOG_FORMATS = ("text", "json")
-# The longest countdown between two retries; the visibility timeout must outlast it.
+# Retries wait 2**n seconds (n = retries so far, with full jitter), never more than this.
 MAX_RETRY_COUNTDOWN = 300
 # Pillow refuses images over twice its Image.MAX_IMAGE_PIXELS whatever we allow: a higher
 # S3THUMBS_MAX_PIXELS would be a promise the decoder cannot keep.
@@ -69,6 +69,11 @@ class Settings:
         """The soft limit: 80% of the hard one, so a task can clean up before it is killed."""
         return self.task_time_limit * 0.8
 
+    @property
+    def longest_retry_countdown(self) -> int:
+        """The longest a retried task waits, reserved by a worker, before it runs again."""
+        return min(MAX_RETRY_COUNTDOWN, 2 ** (self.max_retries - 1)) if self.max_retries else 0
+
     def bucket_allowed(self, bucket: str) -> bool:
         """True when the allow-list is off or names this bucket."""
         return self.buckets is None or bucket in self.buckets
@@ -105,12 +110,13 @@ class Settings:
         if settings.sns_verify:
             raise ConfigError("S3THUMBS_SNS_VERIFY=1: SNS signature verification is not available in "
                               "this version; unset it (and restrict S3THUMBS_SNS_TOPICS and the token)")
-        needed = settings.task_time_limit + MAX_RETRY_COUNTDOWN
+        # On Redis a reserved task is redelivered once it has been unacknowledged this long.
+        needed = settings.task_time_limit + settings.longest_retry_countdown
         if settings.visibility_timeout <= needed:
             raise ConfigError(
                 f"S3THUMBS_VISIBILITY_TIMEOUT={settings.visibility_timeout} must exceed the hard time "
                 f"limit plus the longest retry countdown ({settings.task_time_limit} + "
-                f"{MAX_RETRY_COUNTDOWN} = {needed} s), or a slow task is delivered twice"
+                f"{settings.longest_retry_countdown} = {needed} s), or a slow task is delivered twice"
             )
         return settings
 
