@@ -21,6 +21,10 @@ TASK_NAMES = {"created": THUMBNAIL_TASK, "removed": DELETE_TASK}
 # A publish gives up after about three seconds, so the receiver can answer 503 in time.
 PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 BROKER_CONNECT_TIMEOUT = 3
+# A pool process that grew past this (KiB) after a task is replaced: one huge image cannot bloat a
+# worker for ever. The largest image S3THUMBS_MAX_PIXELS admits by default peaks near 850 MiB.
+MAX_MEMORY_PER_CHILD_KIB = 1024 * 1024
+MAX_TASKS_PER_CHILD = 500
 
 
 def create_app(settings: Settings, *, results: bool = True) -> Celery:
@@ -40,7 +44,14 @@ def create_app(settings: Settings, *, results: bool = True) -> Celery:
         task_default_routing_key=QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A lost pool process (OOM, SIGKILL) counts as a retry, so a poison image ends FAILED
+        # after max_retries instead of being requeued for ever.
+        task_retry_on_worker_lost=True,
+        task_acks_on_failure=True,
+        task_acks_on_timeout=True,
         worker_prefetch_multiplier=1,
+        worker_max_memory_per_child=MAX_MEMORY_PER_CHILD_KIB,
+        worker_max_tasks_per_child=MAX_TASKS_PER_CHILD,
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=settings.soft_time_limit,
         result_expires=24 * 3600,

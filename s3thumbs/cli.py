@@ -140,10 +140,11 @@ def build_worker_app(settings: Settings) -> Any:
     """The Celery app with both tasks registered, and logging as the settings ask."""
     from celery import signals
 
-    from s3thumbs import celery_app, tasks
+    from s3thumbs import celery_app, deadletters, tasks
 
     app = celery_app.create_app(settings)
     tasks.register(app, settings, tasks.storage_per_process(settings.s3_endpoint_url))
+    deadletters.install(app)
 
     if settings.log_format == "json":
         def json_logs(logger: logging.Logger, **_: Any) -> None:
@@ -235,6 +236,56 @@ def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> Non
     scope = " ".join(filters)
     click.echo(f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
                f"({rules} rule(s) in the bucket's configuration)")
+
+
+@main.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
+@click.pass_context
+def dead_letters(context: click.Context) -> None:
+    """List or re-drive the tasks that failed for good (bad input, exhausted retries, time limits).
+
+    Workers leave a record for each on the broker's `s3thumbs.dead` queue, which no worker
+    consumes. Without a subcommand, lists them.
+    """
+    if context.invoked_subcommand is None:
+        context.invoke(list_dead_letters)
+
+
+@dead_letters.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
+def list_dead_letters(as_json: bool) -> None:
+    """Show every dead letter, oldest first; they stay on the queue."""
+    import json
+
+    from s3thumbs import celery_app, deadletters
+
+    app = celery_app.create_app(load_settings(), results=False)
+    letters = deadletters.list_letters(app)
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(letter.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"{letter.failed_at}  {letter.task}  s3://{letter.bucket}/{letter.key}  "
+                       f"{letter.exception}: {letter.reason}  (retries {letter.retries}, task {letter.task_id})")
+    if not as_json:
+        click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters.command("redrive", context_settings=CONTEXT)
+@click.option("--task-id", "task_ids", multiple=True, help="Only this task (repeatable); default: all.")
+@click.option("--key-prefix", default="", help="Only sources whose key starts with this.")
+def redrive_dead_letters(task_ids: tuple[str, ...], key_prefix: str) -> None:
+    """Publish the dead letters' tasks again (e.g. once the source is fixed) and remove their records."""
+    from s3thumbs import celery_app, deadletters
+
+    app = celery_app.create_app(load_settings(), results=False)
+
+    def chosen(letter: deadletters.DeadLetter) -> bool:
+        return (not task_ids or letter.task_id in task_ids) and letter.key.startswith(key_prefix)
+
+    done = deadletters.redrive(app, lambda letter: deadletters.republish(app, letter), chosen)
+    for letter in done:
+        click.echo(f"re-driven {letter.task} s3://{letter.bucket}/{letter.key}")
+    click.echo(f"{len(done)} dead letter(s) re-driven", err=True)
 
 
 @main.command(context_settings=CONTEXT)

@@ -64,7 +64,8 @@ class Rules:
             else:
                 accepted.append(event)
         for item in skipped:
-            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason)
+            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason,
+                        extra={"bucket": item.bucket, "key": item.key, "reason": item.reason})
         return accepted, skipped
 
 
@@ -100,7 +101,8 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
                 logger.error("broker refused %d task(s), answering 503: %s", len(accepted), e)
                 return JSONResponse({"error": "broker unavailable"}, 503, headers={"Retry-After": "5"})
             for event in accepted:
-                logger.info("published %s for s3://%s/%s", event.action, event.bucket, event.key)
+                logger.info("published %s for s3://%s/%s", event.action, event.bucket, event.key,
+                            extra={"bucket": event.bucket, "key": event.key, "action": event.action})
         return JSONResponse({
             "accepted": [{"bucket": e.bucket, "key": e.key, "action": e.action} for e in accepted],
             "skipped": [{"bucket": s.bucket, "key": s.key, "reason": s.reason} for s in skipped],

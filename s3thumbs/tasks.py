@@ -9,6 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.time import get_exponential_backoff_interval
 
 from s3thumbs.celery_app import DELETE_TASK, THUMBNAIL_TASK
 from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
@@ -19,8 +21,9 @@ from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnail
 
 logger = logging.getLogger(__name__)
 
-# What passes: S3 throttling and 5xx (ClientErrors the storage layer let through), dropped or
-# refused connections, and a source that changed under us (the retry reads the new content).
+# What passes, and is retried with exponential backoff and full jitter: S3 throttling and 5xx
+# (ClientErrors the storage layer let through), dropped or refused connections, and a source that
+# changed under us (the retry reads the new content).
 TRANSIENT = (ClientError, ConnectionError, HTTPClientError, SourceChanged)
 
 
@@ -49,25 +52,38 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
     job = job_from(settings)
     options: dict[str, Any] = {
         "bind": True,
-        "autoretry_for": TRANSIENT,
-        "retry_backoff": True,
-        "retry_backoff_max": MAX_RETRY_COUNTDOWN,
-        "retry_jitter": True,
         "max_retries": settings.max_retries,
+        # The countdown of a retry after a lost pool process (OOM, SIGKILL).
+        "default_retry_delay": 1,
         "throws": (PermanentFailure,),
     }
 
-    def run(action: Callable[[Storage, Job, str, str], Outcome], bucket: str, key: str) -> dict[str, Any]:
+    def run(task: Task, action: Callable[[Storage, Job, str, str], Outcome], bucket: str, key: str) -> dict[str, Any]:
+        where = {"bucket": bucket, "key": key, "task_id": task.request.id}
         try:
             return action(storage(), job, bucket, key).to_dict()
         except PermanentFailure as e:
-            logger.warning("s3://%s/%s failed for good: %s", bucket, key, e)
+            logger.warning("s3://%s/%s failed for good: %s", bucket, key, e, extra=where)
             raise
+        except SoftTimeLimitExceeded as e:
+            reason = f"took longer than the soft time limit ({settings.soft_time_limit:.0f} s)"
+            logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
+            raise PermanentFailure(reason) from e
+        except TRANSIENT as e:
+            retries = task.request.retries
+            if retries >= settings.max_retries:
+                logger.error("s3://%s/%s failed for good after %d retries: %s", bucket, key, retries, e, extra=where)
+                raise
+            countdown = get_exponential_backoff_interval(factor=1, retries=retries, maximum=MAX_RETRY_COUNTDOWN,
+                                                         full_jitter=True)
+            logger.warning("s3://%s/%s: retry %d of %d in %d s: %s", bucket, key, retries + 1, settings.max_retries,
+                           countdown, e, extra=where)
+            raise task.retry(exc=e, countdown=countdown) from e
 
     @app.task(name=THUMBNAIL_TASK, **options)
     def thumbnail(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
-        return run(make_thumbnails, bucket, key)
+        return run(self, make_thumbnails, bucket, key)
 
     @app.task(name=DELETE_TASK, **options)
     def delete(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
-        return run(delete_thumbnails, bucket, key)
+        return run(self, delete_thumbnails, bucket, key)

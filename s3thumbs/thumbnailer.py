@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from s3thumbs.errors import BadImage, Forbidden
+from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
 from s3thumbs.storage import Storage
@@ -57,16 +57,22 @@ class Outcome:
 
 
 def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
-    """Write every size of ``bucket/key`` unless current ones already match its eTag and settings."""
+    """Write every size of ``bucket/key`` unless current ones already match its eTag and settings.
+
+    The last content wins: the source's eTag is checked again before and after writing, and a
+    source that changed meanwhile raises SourceChanged, so the retry renders the newer content.
+    """
+    where = {"bucket": bucket, "key": key}
     if ignored := _ignored(job, bucket, key):
         return ignored
     source = storage.head(bucket, key)
     if source is None:
-        logger.info("s3://%s/%s is gone: nothing to render", bucket, key)
+        logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
     current = _current_thumbnails(storage, job, bucket, key, source.etag)
     if current is not None:
-        logger.info("s3://%s/%s: thumbnails already current for eTag %s", bucket, key, source.etag)
+        logger.info("s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag,
+                    extra=where)
         return Outcome(bucket, key, "current", source.etag, current)
 
     if source.size > job.max_bytes:
@@ -74,10 +80,12 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     started = time.perf_counter()
     file = storage.open(bucket, key, source.etag, job.max_bytes)
     if file is None:
-        logger.info("s3://%s/%s is gone: nothing to render", bucket, key)
+        logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
     with file:
         thumbnails = render(file, job.spec)
+    if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
+        return gone
     out_bucket = job.layout.output_bucket(bucket)
     written = []
     for thumb in thumbnails:
@@ -86,10 +94,27 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
                     SIZE_META: f"{thumb.width}x{thumb.height}"}
         storage.put(out_bucket, out_key, thumb.body, thumb.content_type, metadata, job.cache_control)
         written.append(ThumbnailInfo(out_key, thumb.width, thumb.height, len(thumb.body), thumb.content_type))
+    if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
+        storage.delete(out_bucket, [t.key for t in written])  # the source went away while we wrote
+        return gone
     elapsed_ms = (time.perf_counter() - started) * 1000
-    logger.info("s3://%s/%s: wrote %d thumbnails (%s bytes) in %.0f ms: %s", bucket, key, len(written),
-                sum(t.bytes for t in written), elapsed_ms, ", ".join(t.key for t in written))
+    total = sum(t.bytes for t in written)
+    logger.info("s3://%s/%s: wrote %d thumbnails (%d bytes) in %.0f ms: %s", bucket, key, len(written), total,
+                elapsed_ms, ", ".join(t.key for t in written),
+                extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)})
     return Outcome(bucket, key, "written", source.etag, written)
+
+
+def _gone_or_changed(storage: Storage, bucket: str, key: str, etag: str) -> Outcome | None:
+    """None while the source still has ``etag``; "gone" if it was deleted; raises if it changed."""
+    now = storage.head(bucket, key)
+    if now is None:
+        logger.info("s3://%s/%s was deleted while it was rendered: nothing kept", bucket, key,
+                    extra={"bucket": bucket, "key": key})
+        return Outcome(bucket, key, "gone")
+    if now.etag != etag:
+        raise SourceChanged(f"s3://{bucket}/{key} changed from eTag {etag} to {now.etag} while it was rendered")
+    return None
 
 
 def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
@@ -98,11 +123,13 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
         return ignored
     source = storage.head(bucket, key)
     if source is not None:
-        logger.info("s3://%s/%s still exists: thumbnails kept", bucket, key)
+        logger.info("s3://%s/%s: skipped delete, the source still exists", bucket, key,
+                    extra={"bucket": bucket, "key": key})
         return Outcome(bucket, key, "current", source.etag)
     keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
     storage.delete(job.layout.output_bucket(bucket), keys)
-    logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys))
+    logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys),
+                extra={"bucket": bucket, "key": key, "keys": keys})
     return Outcome(bucket, key, "deleted")
 
 
@@ -110,7 +137,7 @@ def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
     if job.buckets is not None and bucket not in job.buckets:
         raise Forbidden(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
     if job.layout.is_output(bucket, key):
-        logger.info("s3://%s/%s is a thumbnail: ignored", bucket, key)
+        logger.info("s3://%s/%s: skipped, a thumbnail", bucket, key, extra={"bucket": bucket, "key": key})
         return Outcome(bucket, key, "ignored")
     return None
 
