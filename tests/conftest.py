@@ -3,6 +3,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from s3thumbs.storage import Storage
 
@@ -33,3 +34,13 @@ def s3():
 @pytest.fixture
 def storage(s3):
     return Storage(s3)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3/SNS/SQS server on a free loopback port, for tests with real HTTP and processes."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -12,7 +12,6 @@ import pytest
 from celery.result import AsyncResult
 from kombu import Connection
 from kombu.exceptions import ChannelError
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from s3thumbs import celery_app
@@ -30,15 +29,6 @@ from tests.services import (
 
 TOKEN = "pipeline-token"
 SIZES = {"128x128": (128, 85), "512x512": (512, 341), "1024x1024": (1024, 683)}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -158,6 +148,7 @@ def test_thumbnails_never_cause_thumbnails(moto_endpoint, redis_broker, bucket, 
         wait_for(lambda: receiver_log.read_text().count("a thumbnail (output prefix or bucket)") >= 3, 10,
                  "the receiver to skip the three thumbnail events")
         assert receiver_log.read_text().count("published created for") == 1
+        service.wait_log("] succeeded in ")
         assert service.log().count("Task s3thumbs.thumbnail[") == 2  # received + succeeded, once
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
         assert keys == ["loop.jpg", "thumbnails/1024x1024/loop.jpg", "thumbnails/128x128/loop.jpg",
