@@ -1,0 +1,68 @@
+"""Every decision about an object is one log line naming its bucket and key (JSON with S3THUMBS_LOG_FORMAT=json)."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import httpx
+from PIL import Image
+
+from tests.services import receiver, s3_client, s3thumbs_env, worker
+
+TOKEN = "log-token"
+
+
+def json_lines(text: str) -> list[dict]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def minio_body(bucket: str, key: str) -> dict:
+    return {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
+        "eventName": "s3:ObjectCreated:Put", "eventSource": "minio:s3",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}}}]}
+
+
+def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_endpoint, redis_server, tmp_path):
+    for db in (9, 10):
+        redis_server.client(db).flushdb()
+    env = s3thumbs_env(broker_url=redis_server.url_for(9), result_backend=redis_server.url_for(10),
+                       s3_endpoint_url=moto_endpoint, auth_token=TOKEN, log_format="json")
+    s3 = s3_client(moto_endpoint)
+    bucket = f"logs-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    buffer = io.BytesIO()
+    Image.new("RGB", (900, 600), "olive").save(buffer, "JPEG")
+    s3.put_object(Bucket=bucket, Key="good.jpg", Body=buffer.getvalue())
+    s3.put_object(Bucket=bucket, Key="bad.jpg", Body=b"not an image")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    receiver_log, worker_log = tmp_path / "receiver.log", tmp_path / "worker.log"
+    with receiver(env, receiver_log) as url, worker(env, worker_log) as service:
+        for key in ("good.jpg", "bad.jpg", "missing.jpg", "notes.txt", "thumbnails/128x128/good.jpg"):
+            assert httpx.post(f"{url}/events", json=minio_body(bucket, key), headers=headers).status_code in (200, 202)
+        service.wait_log("dead letter recorded")
+        service.wait_log("missing.jpg is gone")
+        service.wait_log("good.jpg: wrote 3 thumbnails")
+
+    def find(lines: list[dict], words: str, key: str) -> dict:
+        matches = [line for line in lines if words in line["message"] and line.get("key") == key]
+        assert matches, f"no JSON line with {words!r} for {key}"
+        assert matches[0]["bucket"] == bucket
+        return matches[0]
+
+    received = json_lines(receiver_log.read_text())
+    assert find(received, "published", "good.jpg")["action"] == "created"
+    assert "not an image" in find(received, "skipped", "notes.txt")["reason"]
+    assert "thumbnail" in find(received, "skipped", "thumbnails/128x128/good.jpg")["reason"]
+
+    worked = json_lines(worker_log.read_text())
+    written = find(worked, "wrote 3 thumbnails", "good.jpg")
+    assert written["bytes"] > 0 and written["ms"] >= 0
+    assert written["keys"] == [f"thumbnails/{s}/good.jpg" for s in ("128x128", "512x512", "1024x1024")]
+    assert find(worked, "failed for good", "bad.jpg")["task_id"]
+    find(worked, "is gone", "missing.jpg")
