@@ -64,8 +64,13 @@ def build_receiver(settings: Settings) -> Any:
 
     from s3thumbs import celery_app
     from s3thumbs.receiver import Rules, create_app
+    from s3thumbs.sns import Verifier
 
     app = celery_app.create_app(settings, results=False)
+    verifier = Verifier(topics=settings.sns_topics) if settings.sns_verify else None
+    if settings.sns_verify and settings.sns_topics is None:
+        logger.warning("S3THUMBS_SNS_VERIFY=1 without S3THUMBS_SNS_TOPICS: SNS messages signed for any "
+                       "topic, anyone's, are accepted")
 
     def confirm(url: str) -> None:
         httpx.get(url, timeout=10).raise_for_status()
@@ -78,6 +83,7 @@ def build_receiver(settings: Settings) -> Any:
         max_body_bytes=settings.max_body_bytes,
         ready=lambda: celery_app.broker_ready(app),
         confirm=confirm,
+        verify=verifier,
     )
 
 

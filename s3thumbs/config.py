@@ -107,9 +107,6 @@ class Settings:
             metrics_port=env.integer("METRICS_PORT", cls.metrics_port, maximum=65535),
             reconcile_interval=env.optional_integer("RECONCILE_INTERVAL"),
         )
-        if settings.sns_verify:
-            raise ConfigError("S3THUMBS_SNS_VERIFY=1: SNS signature verification is not available in "
-                              "this version; unset it (and restrict S3THUMBS_SNS_TOPICS and the token)")
         # On Redis a reserved task is redelivered once it has been unacknowledged this long.
         needed = settings.task_time_limit + settings.longest_retry_countdown
         if settings.visibility_timeout <= needed:

@@ -3,6 +3,7 @@
     S3ThumbsError
      ├── ConfigError        bad S3THUMBS_* variable: the process stops at start
      ├── InvalidEvent       a body that is no notification: the receiver answers 400
+     ├── InvalidSignature   an SNS envelope SNS did not sign for an allowed topic: the receiver answers 403
      ├── SourceChanged      the source changed while it was read: retried
      └── PermanentFailure   the task fails once, is logged, and is never retried
           ├── BadImage          not an image, truncated, empty, too large, unsupported
@@ -25,6 +26,10 @@ class ConfigError(S3ThumbsError):
 
 class InvalidEvent(S3ThumbsError):
     """Raised when a request body is not JSON or not a notification at all."""
+
+
+class InvalidSignature(S3ThumbsError):
+    """Raised when an SNS envelope's signature, certificate URL or topic does not verify."""
 
 
 class SourceChanged(S3ThumbsError):

@@ -78,18 +78,29 @@ class SubscriptionRequest:
 
 def parse_body(body: bytes | str) -> Notification | SubscriptionRequest:
     """Parse a request body strictly: JSON, and one of the notification shapes."""
+    return parse_document(decode_body(body))
+
+
+def decode_body(body: bytes | str) -> Any:
+    """The JSON document in a body, strictly (no NaN or Infinity); InvalidEvent when there is none."""
     try:
         document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         raise InvalidEvent(f"body is not JSON: {e}") from e
-    return parse_document(document)
+    _require_unicode(document)
+    return document
+
+
+def is_sns_envelope(document: Any) -> bool:
+    """True when a decoded document is an SNS HTTP envelope (whatever its Type)."""
+    return isinstance(document, dict) and "Type" in document and "TopicArn" in document
 
 
 def parse_document(document: Any) -> Notification | SubscriptionRequest:
     """Parse an already decoded JSON document into a notification."""
     if not isinstance(document, dict):
         raise InvalidEvent("body is not a JSON object")
-    if "Type" in document and "TopicArn" in document:
+    if is_sns_envelope(document):
         return _parse_sns(document)
     if "Records" in document:
         kind = "minio" if "EventName" in document else "s3"
@@ -103,6 +114,23 @@ def parse_document(document: Any) -> Notification | SubscriptionRequest:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _require_unicode(document: Any) -> None:
+    """Refuse lone surrogates (``\\ud800`` escapes): no sender means one, and UTF-8 cannot carry it."""
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending += node.keys()
+            pending += node.values()
+        elif isinstance(node, list):
+            pending += node
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise InvalidEvent("body holds a lone surrogate: not valid Unicode") from e
 
 
 def _text(mapping: dict[str, Any], name: str, default: str = "") -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -20,16 +19,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from s3thumbs.errors import InvalidEvent
-from s3thumbs.events import Ignored, Notification, ObjectEvent, SubscriptionRequest, parse_body
+from s3thumbs.errors import InvalidEvent, InvalidSignature
+from s3thumbs.events import (
+    Ignored,
+    Notification,
+    ObjectEvent,
+    SubscriptionRequest,
+    decode_body,
+    is_sns_envelope,
+    parse_document,
+)
 from s3thumbs.keys import Layout, is_image_key
+from s3thumbs.sns import is_sns_url
 
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[ObjectEvent]], None]
-# SubscribeURLs are fetched only from SNS itself: sns.<region>.amazonaws.com(.cn).
-SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 Confirm = Callable[[str], None]
+# Raises InvalidSignature for an SNS envelope that SNS did not sign (see s3thumbs.sns.Verifier).
+Verify = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ class Rules:
 
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
-               confirm: Confirm | None = None) -> Starlette:
+               confirm: Confirm | None = None, verify: Verify | None = None) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot."""
 
     async def events(request: Request) -> Response:
@@ -84,13 +92,30 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         if body is None:
             return JSONResponse({"error": f"body over {max_body_bytes} bytes"}, 413)
         try:
-            parsed = parse_body(body)
+            document = decode_body(body)
+            refusal = await _unverified(document)
+            if refusal is not None:
+                return refusal
+            parsed = parse_document(document)
         except InvalidEvent as e:
             logger.info("refused a body: %s", e)
             return JSONResponse({"error": str(e)}, 400)
         if isinstance(parsed, SubscriptionRequest):
             return await _subscription(parsed)
         return await _notification(parsed)
+
+    async def _unverified(document: Any) -> Response | None:
+        if verify is None or not is_sns_envelope(document):
+            return None
+        try:
+            await run_in_threadpool(verify, document)
+        except InvalidSignature as e:  # forged or foreign: 4xx, which SNS never retries
+            logger.warning("refused an SNS message: %s", e)
+            return JSONResponse({"error": f"SNS message not verified: {e}"}, 403)
+        except Exception as e:  # the signing certificate cannot be fetched now: a fault that passes
+            logger.error("could not verify an SNS message, answering 503: %s", e)
+            return JSONResponse({"error": "signing certificate unavailable"}, 503, headers={"Retry-After": "5"})
+        return None
 
     async def _notification(notification: Notification) -> Response:
         accepted, skipped = rules.sort(notification)
@@ -110,7 +135,7 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
 
     async def _subscription(request: SubscriptionRequest) -> Response:
         if request.message_type == "UnsubscribeConfirmation":
-            return JSONResponse({"skipped": [{"reason": "unsubscribe confirmation"}]}, 200)
+            return JSONResponse({"accepted": [], "skipped": [{"reason": "unsubscribe confirmation"}]}, 200)
         refusal = _refuse_subscription(request, rules.sns_topics)
         if refusal or confirm is None:
             reason = refusal or "subscription confirmation is not enabled"
@@ -175,8 +200,6 @@ def _refuse_subscription(request: SubscriptionRequest, topics: frozenset[str] | 
     """Why a subscription must not be confirmed, or None when it may be."""
     if topics is not None and request.topic_arn not in topics:
         return "topic not in S3THUMBS_SNS_TOPICS"
-    url = urlsplit(request.subscribe_url)
-    host = url.hostname or ""
-    if url.scheme != "https" or not SNS_HOST.fullmatch(host):
+    if not is_sns_url(request.subscribe_url):
         return "SubscribeURL is not an https URL on an AWS SNS host"
     return None
