@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
@@ -22,9 +22,9 @@ from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnail
 logger = logging.getLogger(__name__)
 
 # What passes, and is retried with exponential backoff and full jitter: S3 throttling and 5xx
-# (ClientErrors the storage layer let through), dropped or refused connections, and a source that
+# (ClientErrors the storage layer let through), dropped, refused or cut-short connections, and a source that
 # changed under us (the retry reads the new content).
-TRANSIENT = (ClientError, ConnectionError, HTTPClientError, SourceChanged)
+TRANSIENT = (ClientError, ConnectionError, HTTPClientError, IncompleteReadError, SourceChanged)
 
 
 def job_from(settings: Settings) -> Job:
