@@ -4,6 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
+from PIL import Image
 
 from s3thumbs.storage import Storage
 
@@ -44,3 +45,11 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def slow_jpeg(tmp_path_factory) -> bytes:
+    """A progressive 81 MP noise JPEG (64 MB): about two seconds to render on a 2-core machine."""
+    path = tmp_path_factory.mktemp("images") / "slow.jpg"
+    Image.effect_noise((9000, 9000), 60).convert("RGB").save(path, "JPEG", quality=95, progressive=True)
+    return path.read_bytes()

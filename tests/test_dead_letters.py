@@ -107,14 +107,6 @@ def test_exhausted_retries_leave_a_dead_letter(redis_server, tmp_path):
         assert letter["exception"] == "EndpointConnectionError"
 
 
-@pytest.fixture(scope="session")
-def slow_jpeg(tmp_path_factory) -> bytes:
-    """A progressive 81 MP noise JPEG: about two seconds to render on a 2-core machine."""
-    path = tmp_path_factory.mktemp("images") / "slow.jpg"
-    Image.effect_noise((9000, 9000), 60).convert("RGB").save(path, "JPEG", quality=95, progressive=True)
-    return path.read_bytes()
-
-
 @pytest.mark.slow
 def test_a_render_that_outlives_the_time_limit_fails_once_and_is_not_requeued(moto_endpoint, redis_server, slow_jpeg,
                                                                              tmp_path):

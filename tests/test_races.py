@@ -87,19 +87,11 @@ def test_an_old_event_after_an_overwrite_leaves_the_new_content(moto_endpoint, e
     assert Image.open(io.BytesIO(final["1024x1024"][0])).size == (768, 1024)
 
 
-@pytest.fixture(scope="session")
-def slow_source(tmp_path_factory) -> bytes:
-    """A progressive noise JPEG that takes a second or two to render."""
-    path = tmp_path_factory.mktemp("race") / "slow.jpg"
-    Image.effect_noise((7000, 7000), 60).convert("RGB").save(path, "JPEG", quality=95, progressive=True)
-    return path.read_bytes()
-
-
 @pytest.mark.slow
 def test_an_overwrite_during_rendering_is_not_overwritten_by_stale_thumbnails(moto_endpoint, env, bucket,
-                                                                             slow_source, tmp_path):
+                                                                             slow_jpeg, tmp_path):
     s3 = s3_client(moto_endpoint)
-    old = s3.put_object(Bucket=bucket, Key="racy.jpg", Body=slow_source)["ETag"].strip('"')
+    old = s3.put_object(Bucket=bucket, Key="racy.jpg", Body=slow_jpeg)["ETag"].strip('"')
     with worker(env, tmp_path / "worker.log") as service:
         [result] = publish(env, ObjectEvent("created", bucket, "racy.jpg", "ObjectCreated:Put", etag=old))
         service.wait_log("] received")

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from click.testing import CliRunner
-from moto.server import ThreadedMotoServer
 
 from s3thumbs.cli import main
 from s3thumbs.keys import Layout
@@ -337,30 +336,21 @@ def test_sqs_limits_are_checked(options):
 
 # End to end: moto's server → SQS → `s3thumbs sqs` process → Redis → `s3thumbs worker` process → S3.
 
-@pytest.fixture(scope="module")
-def moto_sqs_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def test_upload_through_sqs_makes_every_size(moto_sqs_endpoint, redis_server, tmp_path):
+def test_upload_through_sqs_makes_every_size(moto_endpoint, redis_server, tmp_path):
     for db in (5, 6):
         redis_server.client(db).flushdb()
     env = s3thumbs_env(broker_url=redis_server.url_for(5), result_backend=redis_server.url_for(6),
-                       s3_endpoint_url=moto_sqs_endpoint)
+                       s3_endpoint_url=moto_endpoint)
     name = f"sqs-{uuid.uuid4().hex[:12]}"
-    s3 = s3_client(moto_sqs_endpoint)
-    sqs = boto3.client("sqs", endpoint_url=moto_sqs_endpoint, region_name=REGION,
+    s3 = s3_client(moto_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     url, arn = make_queue(sqs, name)
     s3.create_bucket(Bucket=name)
     s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": arn, "Events": EVENTS}]})
     key = "photos/summer trip+1é.jpg"
-    consumer = Service(["sqs", url, "--endpoint-url", moto_sqs_endpoint, "--wait", "1"], env, tmp_path / "sqs.log")
+    consumer = Service(["sqs", url, "--endpoint-url", moto_endpoint, "--wait", "1"], env, tmp_path / "sqs.log")
     try:
         with worker(env, tmp_path / "worker.log"):
             consumer.wait_log(f"polling {url}")
