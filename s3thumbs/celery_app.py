@@ -18,9 +18,12 @@ QUEUE = "s3thumbs"
 THUMBNAIL_TASK = "s3thumbs.thumbnail"
 DELETE_TASK = "s3thumbs.delete_thumbnails"
 TASK_NAMES = {"created": THUMBNAIL_TASK, "removed": DELETE_TASK}
-# A publish gives up after about three seconds, so the receiver can answer 503 in time.
-PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# A publish tries twice, each try bounded by the socket timeouts below, then raises.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 BROKER_CONNECT_TIMEOUT = 3
+# Publishers (receiver, backfill, sqs) also bound every read and write: a broker that stops
+# answering without closing the connection must give an error, not a hung request.
+PUBLISH_SOCKET_TIMEOUT = 2
 # A pool process that grew past this (KiB) after a task is replaced: one huge image cannot bloat a
 # worker for ever. The largest image S3THUMBS_MAX_PIXELS admits by default peaks near 850 MiB.
 MAX_MEMORY_PER_CHILD_KIB = 1024 * 1024
@@ -30,7 +33,8 @@ MAX_TASKS_PER_CHILD = 500
 def create_app(settings: Settings, *, results: bool = True) -> Celery:
     """A Celery app for at-least-once IO tasks on the ``s3thumbs`` queue.
 
-    ``results=False`` leaves the result backend out, as the receiver must never touch it.
+    ``results=False`` makes a publishing app (receiver, backfill, sqs): no result backend, which
+    the receiver must never touch, and socket timeouts on every broker read and write.
     """
     app = Celery("s3thumbs", broker=settings.broker_url,
                  backend=settings.result_backend if results else None, set_as_current=False)
@@ -58,22 +62,28 @@ def create_app(settings: Settings, *, results: bool = True) -> Celery:
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
-        broker_transport_options=_transport_options(settings),
+        broker_transport_options=_transport_options(settings, publisher=not results),
     )
     return app
 
 
-def _transport_options(settings: Settings) -> dict[str, Any]:
+def _transport_options(settings: Settings, publisher: bool) -> dict[str, Any]:
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        return {
+        options: dict[str, Any] = {
             "visibility_timeout": settings.visibility_timeout,
             # Sweep unacknowledged tasks back every ~10 s instead of ~100 s.
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
             "socket_keepalive": True,
         }
+        if publisher:
+            options["socket_timeout"] = PUBLISH_SOCKET_TIMEOUT
+        return options
     if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
-        return {"confirm_publish": True}
+        options = {"confirm_publish": True}
+        if publisher:
+            options.update(read_timeout=PUBLISH_SOCKET_TIMEOUT, write_timeout=PUBLISH_SOCKET_TIMEOUT)
+        return options
     return {}
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -35,6 +37,8 @@ from s3thumbs.sns import is_sns_url
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[ObjectEvent]], None]
+# Seconds a request waits for the broker before answering 503 (SNS gives up on a request after 15).
+PUBLISH_TIMEOUT = 5.0
 Confirm = Callable[[str], None]
 # Raises InvalidSignature for an SNS envelope that SNS did not sign (see s3thumbs.sns.Verifier).
 Verify = Callable[[dict[str, Any]], None]
@@ -79,7 +83,8 @@ class Rules:
 
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
-               confirm: Confirm | None = None, verify: Verify | None = None) -> Starlette:
+               confirm: Confirm | None = None, verify: Verify | None = None,
+               publish_timeout: float = PUBLISH_TIMEOUT) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot."""
 
     async def events(request: Request) -> Response:
@@ -121,7 +126,14 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         accepted, skipped = rules.sort(notification)
         if accepted:
             try:
-                await run_in_threadpool(publish, accepted)
+                # A deadline of our own: whatever the broker does, the sender hears back in time. A
+                # publish that finishes after it only duplicates the event when the sender retries.
+                with anyio.fail_after(publish_timeout):
+                    await anyio.to_thread.run_sync(publish, accepted, abandon_on_cancel=True)
+            except TimeoutError:
+                logger.error("broker did not take %d task(s) within %g s, answering 503", len(accepted),
+                             publish_timeout)
+                return JSONResponse({"error": "broker unavailable"}, 503, headers={"Retry-After": "5"})
             except Exception as e:  # whatever the broker client raised, the sender must retry later
                 logger.error("broker refused %d task(s), answering 503: %s", len(accepted), e)
                 return JSONResponse({"error": "broker unavailable"}, 503, headers={"Retry-After": "5"})

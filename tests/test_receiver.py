@@ -189,3 +189,17 @@ def test_subscription_refused_for_other_topics_or_hosts(published, topic, url):
         "/events", json=confirmation(topic, url))
     assert response.status_code == 403
     assert fetched == []
+
+
+def test_a_broker_that_never_answers_is_503_within_the_deadline():
+    import threading
+    import time
+
+    release = threading.Event()
+    client = client_for(lambda events: release.wait(30), publish_timeout=0.5)
+    started = time.monotonic()
+    response = client.post("/events", json=minio_body())
+    elapsed = time.monotonic() - started
+    release.set()
+    assert response.status_code == 503
+    assert elapsed < 5

@@ -1,0 +1,151 @@
+"""Broker outage: the receiver answers 503 quickly (never hangs, never 2xx) while the broker is down,
+and once it is back the same event is accepted and processed, with no restart of receiver or worker.
+
+Every test here stops or cuts off a broker of its own (from the factories), never a shared one.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.faults import TcpLink, elapsed, minio_event
+from tests.services import object_exists, receiver, s3_client, s3thumbs_env, wait_for, worker
+
+TOKEN = "outage-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SIZES = ("128x128", "512x512", "1024x1024")
+# The receiver's whole answer while the broker is away: its publish budget is about three seconds.
+MAX_503_SECONDS = 8
+# An answer that has not come by then never will: MinIO and SNS would have given up on it.
+HTTP_TIMEOUT = 30
+
+
+@pytest.fixture
+def bucket(moto_endpoint):
+    name = f"outage-{uuid.uuid4().hex[:12]}"
+    s3_client(moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.radial_gradient("L").resize((1200, 800)).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def upload(s3, bucket: str, key: str) -> dict:
+    """Put an image and return the MinIO event for it."""
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=jpeg(), ContentType="image/jpeg")["ETag"].strip('"')
+    return minio_event(bucket, key, etag)
+
+
+def thumbnails_written(s3, bucket: str, key: str) -> bool:
+    return all(object_exists(s3, bucket, f"thumbnails/{size}/{key}") for size in SIZES)
+
+
+def post(url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/events", json=body, headers=AUTH, timeout=HTTP_TIMEOUT)
+
+
+def ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/readyz", timeout=HTTP_TIMEOUT)
+
+
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.slow)])
+def outage_broker(request, redis_factory):
+    """(a private broker the test may stop and start, result backend URL)."""
+    if request.param == "redis":
+        server = redis_factory(appendonly=True)
+        return server, server.url_for(1)
+    node = request.getfixturevalue("rabbitmq_factory")()
+    return node, redis_factory().url_for(1)
+
+
+def test_receiver_answers_503_while_the_broker_is_down_and_recovers_without_restarts(
+        outage_broker, moto_endpoint, bucket, tmp_path):
+    broker, backend = outage_broker
+    env = s3thumbs_env(broker_url=broker.url, result_backend=backend, s3_endpoint_url=moto_endpoint,
+                       auth_token=TOKEN)
+    s3 = s3_client(moto_endpoint)
+    before = upload(s3, bucket, "before.jpg")
+    during = upload(s3, bucket, "during.jpg")
+    with receiver(env, tmp_path / "receiver.log") as url, worker(env, tmp_path / "worker.log") as service:
+        assert post(url, before).status_code == 202
+        wait_for(lambda: thumbnails_written(s3, bucket, "before.jpg"), 30, "thumbnails before the outage")
+
+        broker.stop()
+        response, seconds = elapsed(lambda: post(url, during))
+        print(f"POST /events while the broker is down: {response.status_code} in {seconds:.2f} s")
+        assert response.status_code == 503, response.text
+        assert seconds < MAX_503_SECONDS
+        probe, probe_seconds = elapsed(lambda: ready(url))
+        print(f"GET /readyz while the broker is down: {probe.status_code} in {probe_seconds:.2f} s")
+        assert probe.status_code == 503
+        assert probe_seconds < MAX_503_SECONDS
+        assert not thumbnails_written(s3, bucket, "during.jpg")
+
+        broker.start()
+        assert ready(url).status_code == 200
+        response, seconds = elapsed(lambda: post(url, during))
+        print(f"POST /events once the broker is back: {response.status_code} in {seconds:.2f} s")
+        assert response.status_code == 202, response.text
+        _, recovery = elapsed(lambda: wait_for(lambda: thumbnails_written(s3, bucket, "during.jpg"), 90,
+                                               "thumbnails after the outage, from the worker that ran all along",
+                                               interval=0.2))
+        print(f"thumbnails {recovery:.1f} s after the broker came back")
+        assert service.process.poll() is None, "the worker must have lived through the outage"
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def silent_broker(request, redis_factory):
+    """(a private broker behind a TcpLink, the broker URL through the link, result backend URL)."""
+    if request.param == "redis":
+        server = redis_factory(appendonly=True)
+        with TcpLink(server.host, server.port) as link:
+            yield link, f"redis://127.0.0.1:{link.port}/0", server.url_for(1)
+        return
+    node = request.getfixturevalue("rabbitmq_factory")()
+    with TcpLink(node.host, node.port) as link:
+        yield link, f"amqp://guest:guest@127.0.0.1:{link.port}//", redis_factory().url_for(1)
+
+
+@pytest.mark.slow
+def test_receiver_answers_503_when_the_broker_stops_answering(silent_broker, moto_endpoint, bucket, tmp_path):
+    """A broker that vanishes without closing the connection (network partition, failover, NAT
+    timeout): publish and probe must still give up within the budget rather than wait for ever."""
+    link, broker_url, backend = silent_broker
+    env = s3thumbs_env(broker_url=broker_url, result_backend=backend, s3_endpoint_url=moto_endpoint,
+                       auth_token=TOKEN)
+    s3 = s3_client(moto_endpoint)
+    before = upload(s3, bucket, "before.jpg")
+    during = upload(s3, bucket, "during.jpg")
+    patience = 2 * MAX_503_SECONDS
+    with receiver(env, tmp_path / "receiver.log") as url:
+        assert post(url, before).status_code == 202  # the receiver now holds a connection to the broker
+
+        link.silence()
+        try:
+            response, seconds = elapsed(lambda: httpx.post(f"{url}/events", json=during, headers=AUTH,
+                                                           timeout=patience))
+        except httpx.TimeoutException:
+            pytest.fail(f"POST /events got no answer in {patience} s from a receiver whose broker went silent "
+                        f"(expected 503 within {MAX_503_SECONDS} s)")
+        print(f"POST /events while the broker is silent: {response.status_code} in {seconds:.2f} s")
+        assert response.status_code == 503, response.text
+        assert seconds < MAX_503_SECONDS
+        try:
+            probe, probe_seconds = elapsed(lambda: httpx.get(f"{url}/readyz", timeout=patience))
+        except httpx.TimeoutException:
+            pytest.fail(f"GET /readyz got no answer in {patience} s from a receiver whose broker went silent")
+        print(f"GET /readyz while the broker is silent: {probe.status_code} in {probe_seconds:.2f} s")
+        assert probe.status_code == 503
+        assert probe_seconds < MAX_503_SECONDS
+
+        link.restore()
+        wait_for(lambda: ready(url).status_code == 200, 30, "/readyz once the broker answers again")
+        assert post(url, during).status_code == 202

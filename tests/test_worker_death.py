@@ -1,0 +1,170 @@
+"""Worker death: a worker SIGKILLed as a whole (main process and pool, as a node or pod dies) in the
+middle of rendering loses nothing: a new worker completes the task.
+
+RabbitMQ requeues the unacknowledged delivery as soon as the dead worker's connection closes; Redis
+keeps it in the ``unacked`` hash until the visibility timeout has passed and a running worker's
+restore sweep (every ``unacked_restore_interval`` = 10 s, throttle 1) puts it back on the list.
+
+The worker reads S3 through ``FaultProxy`` (passing everything): the end of the source's GET marks
+"rendering has started", and the absence of any thumbnail PUT before the kill proves it landed
+before the task wrote anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Queue
+from PIL import Image
+
+from tests.faults import FaultProxy, Results, send_thumbnail_task
+from tests.services import object_exists, s3_client, s3thumbs_env, wait_for, worker
+
+pytestmark = pytest.mark.slow
+
+SIZES = ("128x128", "512x512", "1024x1024")
+TASK_TIME_LIMIT = 8  # soft limit 6.4 s: a render takes about 2 s here
+MAX_RETRIES = 2  # longest countdown 2 s, so the visibility timeout must exceed 8 + 2 s
+VISIBILITY_TIMEOUT = 12
+RESTORE_SWEEP = 10  # kombu's unacked_restore_interval (default) × unacked_restore_throttle (1)
+WORKER_START = 15  # generous: a worker is usually consuming within 2-3 s
+BUSY_SAMPLE = 0.4  # how long the pool process's CPU use is watched before the kill
+
+
+@pytest.fixture(scope="session")
+def big_jpeg(tmp_path_factory) -> Path:
+    """A progressive JPEG of 58.5 MP of noise (~48 MB): decoding it takes a couple of seconds even
+    with draft, as every coefficient must be entropy-decoded. Made once per session."""
+    path = tmp_path_factory.mktemp("big") / "noise.jpg"
+    width, height = 9000, 6500
+    image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    image.save(path, "JPEG", quality=90, progressive=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def proxy(moto_endpoint):
+    with FaultProxy(moto_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def brokers(request, redis_factory):
+    """(kind, broker URL, result backend URL, Redis broker or None); the s3thumbs queue empty."""
+    if request.param == "redis":
+        server = redis_factory()
+        return "redis", server.url_for(0), server.url_for(1), server
+    url = request.getfixturevalue("rabbitmq_server").url
+    with Connection(url) as connection:
+        queue = Queue("s3thumbs", durable=True)(connection.default_channel)
+        queue.declare()
+        queue.purge()
+    return "rabbitmq", url, redis_factory().url_for(1), None
+
+
+def ready_on_rabbitmq(url: str) -> int:
+    with Connection(url) as connection:
+        _, ready, _ = connection.default_channel.queue_declare("s3thumbs", passive=True)
+        return int(ready)
+
+
+def cpu_seconds_of_children(pgid: int) -> float:
+    """CPU time (user + system) used so far by the processes of group ``pgid`` other than its leader."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, … utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
+        brokers, proxy, moto_endpoint, big_jpeg, tmp_path):
+    kind, broker_url, backend_url, redis_broker = brokers
+    s3 = s3_client(moto_endpoint)
+    bucket = f"death-{uuid.uuid4().hex[:12]}"
+    key = "huge/noise.jpg"
+    source = f"/{bucket}/{key}"
+    s3.create_bucket(Bucket=bucket)
+    with big_jpeg.open("rb") as body:
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/jpeg")["ETag"].strip('"')
+    env = s3thumbs_env(broker_url=broker_url, result_backend=backend_url, s3_endpoint_url=proxy.url,
+                       task_time_limit=str(TASK_TIME_LIMIT), max_retries=str(MAX_RETRIES),
+                       visibility_timeout=str(VISIBILITY_TIMEOUT))
+    task_id = send_thumbnail_task(broker_url, bucket, key, etag)
+    results = Results(backend_url)
+    try:
+        with worker(env, tmp_path / "worker-1.log") as first:
+            downloaded = wait_for(lambda: proxy.exchanges("GET", source), 60, "the first worker to read the source")
+            cpu_before = cpu_seconds_of_children(first.process.pid)
+            time.sleep(BUSY_SAMPLE)
+            busy = (cpu_seconds_of_children(first.process.pid) - cpu_before) / BUSY_SAMPLE
+            os.killpg(first.process.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            first.process.wait(10)
+            wait_for(lambda: group_gone(first.process.pid), 10, "every process of the first worker to die")
+        first_delivery = proxy.exchanges(path=source)[0].started
+        render_started = downloaded[0].ended
+        assert not [e for e in proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")], \
+            "the first worker wrote thumbnails before it was killed: the kill did not land mid-render"
+        assert results.of(task_id).state not in ("SUCCESS", "FAILURE")
+        assert busy >= 0.3, f"the pool process used {busy:.0%} of a CPU just before the kill: not rendering"
+
+        if kind == "redis":  # parked in the unacked hash, not on the list
+            with redis_broker.client(0) as client:
+                assert client.llen("s3thumbs") == 0
+                assert client.hlen("unacked") == 1
+        else:  # back on the queue at once
+            wait_for(lambda: ready_on_rabbitmq(broker_url) == 1, 5, "RabbitMQ to requeue the delivery")
+
+        with worker(env, tmp_path / "worker-2.log") as second:
+            started = time.monotonic()
+            result = results.wait_ready(task_id, VISIBILITY_TIMEOUT + RESTORE_SWEEP + WORKER_START + 30)
+            assert result.state == "SUCCESS", result.result
+            assert result.result["status"] == "written"
+            for size in SIZES:
+                assert object_exists(s3, bucket, f"thumbnails/{size}/{key}"), size
+            assert f"s3thumbs.thumbnail[{task_id}] received" in second.log()
+            if kind == "redis":
+                def settled() -> bool:
+                    with redis_broker.client(0) as client:
+                        return client.llen("s3thumbs") == 0 and client.hlen("unacked") == 0
+                wait_for(settled, 10, "LLEN s3thumbs and HLEN unacked to be 0")
+            else:
+                wait_for(lambda: ready_on_rabbitmq(broker_url) == 0, 10, "the RabbitMQ queue to be empty")
+    finally:
+        results.close()
+
+    gets = proxy.exchanges("GET", source)
+    assert len(gets) == 2, "one read by the killed worker, one by the new one"
+    redelivered = min(e.started for e in proxy.exchanges(path=source) if e.started > killed)
+    puts = [e for e in proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")]
+    render_window = min(e.started for e in puts) - gets[1].ended
+    print(f"{kind}: killed {killed - render_started:.2f} s into rendering (a render takes {render_window:.2f} s) "
+          f"with the pool process at {busy:.0%} CPU; "
+          f"redelivered {redelivered - first_delivery:.1f} s after the first delivery, "
+          f"{redelivered - killed:.1f} s after the kill, {redelivered - started:.1f} s after the new worker started")
+    assert killed - render_started < render_window, "the kill came after rendering would have ended"
+    if kind == "redis":
+        assert redelivered - first_delivery >= VISIBILITY_TIMEOUT - 0.5
+        assert redelivered - first_delivery <= VISIBILITY_TIMEOUT + RESTORE_SWEEP + WORKER_START
+    else:
+        assert redelivered - killed <= WORKER_START + 5
