@@ -35,7 +35,7 @@ def make_client(endpoint_url: str | None) -> Any:
     config = Config(
         connect_timeout=5,
         read_timeout=30,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": 3},
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)

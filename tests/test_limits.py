@@ -1,0 +1,44 @@
+"""A pathological image cannot bloat a worker for ever: a pool process that grew past the ceiling is replaced."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from PIL import Image
+
+from s3thumbs import celery_app
+from s3thumbs.config import Settings
+from tests.services import object_exists, s3_client, s3thumbs_env, wait_for, worker
+from tests.test_dead_letters import publish
+
+
+@pytest.mark.slow
+def test_a_process_that_outgrew_the_memory_ceiling_is_replaced_and_work_goes_on(moto_endpoint, redis_server,
+                                                                                slow_jpeg, tmp_path):
+    for db in (14, 15):
+        redis_server.client(db).flushdb()
+    env = s3thumbs_env(broker_url=redis_server.url_for(14), result_backend=redis_server.url_for(15),
+                       s3_endpoint_url=moto_endpoint)
+    assert celery_app.create_app(Settings.from_env(env)).conf.worker_max_memory_per_child > 0
+    s3 = s3_client(moto_endpoint)
+    bucket = f"mem-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="huge.jpg", Body=slow_jpeg)
+    small = io.BytesIO()
+    Image.new("RGB", (800, 600), "gold").save(small, "JPEG")
+    s3.put_object(Bucket=bucket, Key="small.jpg", Body=small.getvalue())
+    # The same ceiling the default sets, scaled down so that one 81 MP image crosses it.
+    with worker(env, tmp_path / "worker.log", "--max-memory-per-child", "200000") as service:
+        huge = publish(env, bucket, "huge.jpg")
+        wait_for(huge.ready, 60, "the huge image")
+        assert huge.state == "SUCCESS"
+        after = publish(env, bucket, "small.jpg")
+        wait_for(after.ready, 30, "the next image")
+        assert after.state == "SUCCESS"
+        assert object_exists(s3, bucket, "thumbnails/128x128/small.jpg")
+        log = service.log()
+        # Pool processes are numbered as they start: the huge image's was the first, the next one's a new one.
+        assert "ForkPoolWorker-1] s3://" + bucket + "/huge.jpg: wrote" in log
+        assert "ForkPoolWorker-2] s3://" + bucket + "/small.jpg: wrote" in log
