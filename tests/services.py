@@ -41,6 +41,15 @@ def s3thumbs_env(**settings: str) -> dict[str, str]:
     return env
 
 
+def group_alive(pgid: int) -> bool:
+    """True while any process of the process group ``pgid`` exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class Service:
     """An ``s3thumbs`` subprocess in its own process group, logging to a file."""
 

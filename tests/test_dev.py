@@ -13,7 +13,7 @@ import threading
 import boto3
 from PIL import Image
 
-from tests.services import object_exists, s3thumbs_env, wait_for
+from tests.services import group_alive, object_exists, s3thumbs_env, wait_for
 
 
 def read_lines(stream, into: queue.Queue) -> None:
@@ -59,11 +59,3 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(5)
         process.stdout.close()
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -23,7 +23,7 @@ from kombu import Connection, Queue
 from PIL import Image
 
 from tests.faults import FaultProxy, Results, send_thumbnail_task
-from tests.services import object_exists, s3_client, s3thumbs_env, wait_for, worker
+from tests.services import group_alive, object_exists, s3_client, s3thumbs_env, wait_for, worker
 
 pytestmark = pytest.mark.slow
 
@@ -88,14 +88,6 @@ def cpu_seconds_of_children(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
         brokers, proxy, moto_endpoint, big_jpeg, tmp_path):
     kind, broker_url, backend_url, redis_broker = brokers
@@ -120,7 +112,7 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
             os.killpg(first.process.pid, signal.SIGKILL)
             killed = time.monotonic()
             first.process.wait(10)
-            wait_for(lambda: group_gone(first.process.pid), 10, "every process of the first worker to die")
+            wait_for(lambda: not group_alive(first.process.pid), 10, "every process of the first worker to die")
         first_delivery = proxy.exchanges(path=source)[0].started
         render_started = downloaded[0].ended
         assert not [e for e in proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")], \
