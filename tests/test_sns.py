@@ -18,7 +18,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from starlette.testclient import TestClient
 
-from s3thumbs.cli import build_receiver
+from s3thumbs.cli.services import build_receiver
 from s3thumbs.config import Settings
 from s3thumbs.errors import InvalidSignature
 from s3thumbs.receiver import Rules, create_app

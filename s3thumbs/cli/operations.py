@@ -1,0 +1,145 @@
+"""One-shot commands: render one object, backfill, wire notifications, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from s3thumbs.cli import CONTEXT, configure_logging, load_settings, main
+from s3thumbs.errors import PermanentFailure
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bucket")
+@click.argument("key")
+def thumbnail(bucket: str, key: str) -> None:
+    """Render one object now, in this process (no broker), and print the keys written."""
+    from s3thumbs import tasks
+    from s3thumbs.storage import Storage, make_client
+    from s3thumbs.thumbnailer import make_thumbnails
+
+    settings = load_settings()
+    configure_logging(settings.log_format, logging.WARNING)
+    storage = Storage(make_client(settings.s3_endpoint_url))
+    try:
+        outcome = make_thumbnails(storage, tasks.job_from(settings), bucket, key)
+    except PermanentFailure as e:
+        raise click.ClickException(f"s3://{bucket}/{key}: {e}") from e
+    if outcome.status in ("gone", "ignored"):
+        raise click.ClickException(f"s3://{bucket}/{key}: {outcome.status}, nothing written")
+    for thumb in outcome.thumbnails:
+        suffix = "" if outcome.status == "written" else f"  ({outcome.status})"
+        click.echo(f"s3://{settings.layout.output_bucket(bucket)}/{thumb.key}  "
+                   f"{thumb.width}x{thumb.height}  {thumb.bytes} bytes{suffix}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bucket")
+@click.option("--prefix", default="", help="Only sources under this prefix.")
+@click.option("--dry-run", is_flag=True, help="Count what would be enqueued; enqueue nothing.")
+def backfill(bucket: str, prefix: str, dry_run: bool) -> None:
+    """Enqueue a task for every image in BUCKET that lacks one of its thumbnails."""
+    from s3thumbs import backfill as backfilling
+    from s3thumbs import celery_app
+    from s3thumbs.storage import Storage, make_client
+
+    settings = load_settings()
+    configure_logging(settings.log_format, logging.WARNING)
+    if not settings.bucket_allowed(bucket):
+        raise click.ClickException(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
+    storage = Storage(make_client(settings.s3_endpoint_url))
+    app = celery_app.create_app(settings, results=False)
+    plan = backfilling.Plan(storage, settings.layout, settings.sizes)
+    publish = None if dry_run else (lambda events: celery_app.publish(app, events))
+    summary = backfilling.run(plan, bucket, prefix, publish, progress=_progress)
+    verb = "would enqueue" if dry_run else "enqueued"
+    click.echo(f"{summary.sources} images, {summary.complete} with every thumbnail, {verb} {summary.missing}")
+
+
+def _progress(items: Iterator[Any]) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    return iter(tqdm(items, desc="sources", unit=" obj", file=sys.stderr, disable=None))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("bucket")
+@click.option("--arn", required=True,
+              help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook.")
+@click.option("--prefix", default=None, help="Only keys under this prefix (S3 filters allow one prefix).")
+@click.option("--suffix", default=None, help="Only keys ending with this suffix.")
+def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> None:
+    """Send BUCKET's put and delete notifications to ARN, keeping its other rules.
+
+    Uses PutBucketNotificationConfiguration, which MinIO and AWS both accept. Running it again
+    replaces s3thumbs' own rule rather than adding a second one. Thumbnails written under the
+    output prefix are ignored by the receiver and the worker, so a whole-bucket rule is safe.
+    """
+    from s3thumbs import notify as notifying
+    from s3thumbs.storage import make_client
+
+    settings = load_settings()
+    try:
+        notifying.section_for(arn)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--arn") from e
+    config = notifying.apply(make_client(settings.s3_endpoint_url), bucket, arn, prefix, suffix)
+    rules = sum(len(value) for value in config.values() if isinstance(value, list))
+    filters = [f"{name}={value!r}" for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
+    scope = " ".join(filters)
+    click.echo(f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
+               f"({rules} rule(s) in the bucket's configuration)")
+
+
+@main.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
+@click.pass_context
+def dead_letters(context: click.Context) -> None:
+    """List or re-drive the tasks that failed for good (bad input, exhausted retries, time limits).
+
+    Workers leave a record for each on the broker's `s3thumbs.dead` queue, which no worker
+    consumes. Without a subcommand, lists them.
+    """
+    if context.invoked_subcommand is None:
+        context.invoke(list_dead_letters)
+
+
+@dead_letters.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
+def list_dead_letters(as_json: bool) -> None:
+    """Show every dead letter, oldest first; they stay on the queue."""
+    import json
+
+    from s3thumbs import celery_app, deadletters
+
+    app = celery_app.create_app(load_settings(), results=False)
+    letters = deadletters.list_letters(app)
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(letter.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"{letter.failed_at}  {letter.task}  s3://{letter.bucket}/{letter.key}  "
+                       f"{letter.exception}: {letter.reason}  (retries {letter.retries}, task {letter.task_id})")
+    if not as_json:
+        click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters.command("redrive", context_settings=CONTEXT)
+@click.option("--task-id", "task_ids", multiple=True, help="Only this task (repeatable); default: all.")
+@click.option("--key-prefix", default="", help="Only sources whose key starts with this.")
+def redrive_dead_letters(task_ids: tuple[str, ...], key_prefix: str) -> None:
+    """Publish the dead letters' tasks again (e.g. once the source is fixed) and remove their records."""
+    from s3thumbs import celery_app, deadletters
+
+    app = celery_app.create_app(load_settings(), results=False)
+
+    def chosen(letter: deadletters.DeadLetter) -> bool:
+        return (not task_ids or letter.task_id in task_ids) and letter.key.startswith(key_prefix)
+
+    done = deadletters.redrive(app, lambda letter: deadletters.republish(app, letter), chosen)
+    for letter in done:
+        click.echo(f"re-driven {letter.task} s3://{letter.bucket}/{letter.key}")
+    click.echo(f"{len(done)} dead letter(s) re-driven", err=True)
