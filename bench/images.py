@@ -1,0 +1,535 @@
+"""Image-step benchmark: speed, quality and memory of ``s3thumbs.imaging.render``.
+
+Compares our render against the tutorial's way and against pyvips' best pipeline (optional),
+on generated, seeded, photo-like inputs. Prints Markdown tables. Run from the repository root:
+
+    python bench/images.py [--quick] [--passes N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, features
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from s3thumbs import imaging
+from s3thumbs.keys import Size
+
+try:
+    import pyvips
+except (ImportError, OSError):  # not installed, or no libvips to load
+    pyvips = None
+else:
+    pyvips.cache_set_max(0)  # every real upload is a new image
+    pyvips.concurrency_set(1)  # one core per image, like the prefork worker
+
+BOXES = (1024, 512, 128)
+SIZES = tuple(Size(b, b) for b in BOXES)
+QUALITY = 85
+SAVE_FORMAT = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    kind: str  # JPEG, PNG or WEBP: source and output format
+    width: int
+    height: int
+    progressive: bool = False
+    orientation: int = 1
+
+
+@dataclass(frozen=True)
+class Source:
+    spec: Input
+    path: Path
+    data: bytes
+
+
+Method = Callable[[Source], list[bytes]]
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def _octave_noise(rng: np.random.Generator, size: tuple[int, int], octaves: int) -> np.ndarray:
+    """Smooth multi-octave colour noise, float32 H×W×3 around 0."""
+    width, height = size
+    total = np.zeros((height, width, 3), np.float32)
+    for k in range(1, octaves + 1):
+        cells = 2**k + 1
+        grid = rng.integers(0, 256, (cells, max(2, cells * width // height), 3), dtype=np.uint8)
+        smooth = Image.fromarray(grid).resize(size, Image.Resampling.BICUBIC)
+        total += (np.asarray(smooth, np.float32) - 128) * (0.5 / k)
+    return total
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    """Sky/ground gradients, multi-octave noise, hard-edged shapes and sensor noise, seeded."""
+    rng = np.random.default_rng(seed)
+    low = (max(16, width // 8), max(16, height // 8))
+    y = np.linspace(0.0, 1.0, low[1], dtype=np.float32)[:, None, None]
+    horizon = rng.uniform(0.35, 0.6)
+    sky = np.array([70, 130, 210], np.float32) * (1 - y) + np.array([200, 215, 235], np.float32) * y
+    ground = np.array([90, 110, 50], np.float32) * (1 - y) + np.array([60, 45, 30], np.float32) * y
+    base = np.where(y < horizon, sky, ground) + _octave_noise(rng, low, 6)
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
+
+    draw = ImageDraw.Draw(image)
+    shapes = random.Random(seed)
+    for _ in range(70):
+        x0, y0 = shapes.randrange(width), shapes.randrange(height)
+        w, h = (
+            shapes.randrange(width // 40, width // 6),
+            shapes.randrange(height // 40, height // 6),
+        )
+        colour = tuple(shapes.randrange(256) for _ in range(3))
+        kind = shapes.choice(("ellipse", "rectangle", "polygon"))
+        if kind == "ellipse":
+            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=colour)
+        elif kind == "rectangle":
+            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=colour, outline=(0, 0, 0), width=3)
+        else:
+            points = [(x0 + shapes.randrange(w), y0 + shapes.randrange(h)) for _ in range(5)]
+            draw.polygon(points, fill=colour)
+
+    # Fine texture and sensor noise: luminance plus weaker chroma, stronger in the shadows.
+    pixels = np.asarray(image, np.int16)
+    luma = rng.integers(-10, 11, (height, width, 1), dtype=np.int16)
+    chroma = rng.integers(-3, 4, (height, width, 3), dtype=np.int16)
+    shadow = (pixels.mean(axis=2, keepdims=True) < 80).astype(np.int16) + 1
+    pixels += (luma + chroma) * shadow
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def with_alpha(image: Image.Image, seed: int) -> Image.Image:
+    """An RGBA cut-out: an opaque soft-edged blob on a transparent background."""
+    rng = random.Random(seed)
+    w, h = image.size
+    mask = Image.new("L", (w // 8, h // 8), 0)
+    ImageDraw.Draw(mask).ellipse(
+        (w // 80, h // 80, w // 8 - w // 60, h // 8 - h // 50 - rng.randrange(5)),
+        fill=255,
+    )
+    mask = mask.filter(ImageFilter.GaussianBlur(3)).resize(image.size, Image.Resampling.BICUBIC)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(mask)
+    return rgba
+
+
+def inputs(quick: bool) -> list[Input]:
+    if quick:
+        return [
+            Input("6MP JPEG", "JPEG", 3000, 2000),
+            Input("6MP progr. JPEG", "JPEG", 3000, 2000, progressive=True),
+            Input("3MP JPEG EXIF 6", "JPEG", 2000, 1500, orientation=6),
+            Input("3MP PNG RGBA", "PNG", 2000, 1500),
+            Input("1MP WebP", "WEBP", 1200, 800),
+        ]
+    return [
+        Input("12MP JPEG", "JPEG", 4000, 3000),
+        Input("24MP JPEG", "JPEG", 6000, 4000),
+        Input("50MP JPEG", "JPEG", 8660, 5774),
+        Input("24MP progr. JPEG", "JPEG", 6000, 4000, progressive=True),
+        Input("12MP JPEG EXIF 6", "JPEG", 4000, 3000, orientation=6),
+        Input("12MP PNG RGBA", "PNG", 4000, 3000),
+        Input("3MP WebP", "WEBP", 2000, 1500),
+    ]
+
+
+def write_input(spec: Input, directory: Path, seed: int) -> Source:
+    image = photo(spec.width, spec.height, seed)
+    suffix = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[spec.kind]
+    path = directory / f"{spec.name.replace(' ', '_').replace('.', '')}.{suffix}"
+    if spec.kind == "JPEG":
+        exif = Image.Exif()
+        if spec.orientation != 1:
+            exif[0x0112] = spec.orientation
+        image.save(path, "JPEG", quality=90, progressive=spec.progressive, exif=exif.tobytes())
+    elif spec.kind == "PNG":
+        with_alpha(image, seed).save(path, "PNG", compress_level=6)
+    else:
+        image.save(path, "WEBP", quality=85)
+    return Source(spec, path, path.read_bytes())
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+
+def _save(image: Image.Image, kind: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    if kind in ("JPEG", "WEBP"):
+        options.setdefault("quality", QUALITY)
+    image.save(buffer, SAVE_FORMAT[kind], **options)
+    return buffer.getvalue()
+
+
+def tutorial(source: Source) -> list[bytes]:
+    """The tutorial's way: reopen per size, ``thumbnail``, ``exif_transpose``, save."""
+    outputs = []
+    for box in BOXES:
+        with Image.open(source.path) as image:
+            image.thumbnail((box, box))
+            shown = ImageOps.exif_transpose(image)
+            outputs.append(_save(shown, source.spec.kind))
+    return outputs
+
+
+def s3thumbs(source: Source) -> list[bytes]:
+    """What the worker does: ``render`` on a file object of the downloaded bytes."""
+    spec = imaging.RenderSpec(SIZES, quality=QUALITY)
+    return [t.body for t in imaging.render(io.BytesIO(source.data), spec)]
+
+
+def pyvips_cascade(source: Source) -> list[bytes]:
+    """libvips' best pipeline: shrink-on-load to the largest box, then a cascade."""
+    assert pyvips is not None
+    kind = source.spec.kind
+    largest = pyvips.Image.thumbnail_buffer(source.data, BOXES[0], height=BOXES[0], size="down").copy_memory()
+    images = [largest] + [largest.thumbnail_image(b, height=b, size="down") for b in BOXES[1:]]
+    if kind == "JPEG":
+        return [im.jpegsave_buffer(Q=QUALITY, keep="none") for im in images]
+    if kind == "PNG":
+        return [im.pngsave_buffer(keep="none") for im in images]
+    return [im.webpsave_buffer(Q=QUALITY, keep="none") for im in images]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A candidate change to ``imaging.py``: the same pipeline with other knobs."""
+
+    name: str
+    reducing_gap: float | None = 2.0
+    resample: Image.Resampling = Image.Resampling.LANCZOS
+    png_level: int = 6
+    png_strategy: int = zlib.Z_DEFAULT_STRATEGY
+    max_draft: int = 8  # the deepest DCT scale allowed: 1/8 as in imaging.py, or 1/4
+
+    def __call__(self, source: Source) -> list[bytes]:
+        with Image.open(io.BytesIO(source.data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
+            swapped = orientation in (5, 6, 7, 8)
+            shown = (image.height, image.width) if swapped else image.size
+            targets = [imaging.fit(*shown, s) for s in SIZES]
+            stored = (targets[0][1], targets[0][0]) if swapped else targets[0]
+            if image.format == "JPEG":
+                floor = (image.width // self.max_draft, image.height // self.max_draft)
+                image.draft(None, (max(stored[0], floor[0]), max(stored[1], floor[1])))
+            image.load()
+            current = image.resize(stored, self.resample, reducing_gap=self.reducing_gap)
+        current = ImageOps.exif_transpose(current) if orientation != 1 else current
+        outputs = []
+        for target in targets:
+            if current.size != target:
+                current = current.resize(target, self.resample, reducing_gap=self.reducing_gap)
+            outputs.append(self._encode(current, source.spec.kind))
+        return outputs
+
+    def _encode(self, image: Image.Image, kind: str) -> bytes:
+        if kind == "PNG":
+            return _save(image, kind, compress_level=self.png_level, compress_type=self.png_strategy)
+        return _save(image, kind)
+
+
+VARIANTS = (
+    Variant("v:mirror"),  # the same knobs as imaging.py: checks the variant pipeline is faithful
+    Variant("v:gap1", reducing_gap=1.0),
+    Variant("v:gap1+bicubic", reducing_gap=1.0, resample=Image.Resampling.BICUBIC),
+    Variant("v:bicubic+draft4", resample=Image.Resampling.BICUBIC, max_draft=4),
+    Variant("v:gap1+png-z1", reducing_gap=1.0, png_level=1),
+    Variant("v:gap1+png-rle", reducing_gap=1.0, png_strategy=zlib.Z_RLE),  # zlib level 6, RLE strategy
+)
+
+
+def methods() -> dict[str, Method]:
+    table: dict[str, Method] = {"tutorial": tutorial, "s3thumbs": s3thumbs}
+    if pyvips is not None:
+        table["pyvips-cascade"] = pyvips_cascade
+    table.update({v.name: v for v in VARIANTS})
+    return table
+
+
+def applies(name: str, source: Source) -> bool:
+    """PNG knobs only matter for PNG sources, draft knobs only for JPEG ones."""
+    return ("png" not in name or source.spec.kind == "PNG") and ("draft" not in name or source.spec.kind == "JPEG")
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def run_pass(
+    sources: list[Source], table: dict[str, Method], rounds: int, rng: random.Random
+) -> dict[str, dict[str, float]]:
+    """One pass: a warm-up round, then ``rounds`` timed rounds in shuffled order; median ms per cell."""
+    samples: dict[str, dict[str, list[float]]] = {s.spec.name: {m: [] for m in table} for s in sources}
+    for round_ in range(rounds + 1):
+        for source in sources:
+            order = [m for m in table if applies(m, source)]
+            rng.shuffle(order)
+            for name in order:
+                start = time.perf_counter()
+                table[name](source)
+                elapsed = (time.perf_counter() - start) * 1000
+                if round_:
+                    samples[source.spec.name][name].append(elapsed)
+    return {src: {m: statistics.median(v) for m, v in cells.items() if v} for src, cells in samples.items()}
+
+
+def median_over(
+    passes: list[dict[str, dict[str, float]]],
+    value: Callable[[dict[str, float]], float | None],
+    source: str,
+) -> float | None:
+    values = [v for p in passes if (v := value(p[source])) is not None]
+    return statistics.median(values) if values else None
+
+
+def cell(method: str) -> Callable[[dict[str, float]], float | None]:
+    return lambda cells: cells.get(method)
+
+
+def ratio(a: str, b: str) -> Callable[[dict[str, float]], float | None]:
+    return lambda cells: cells[a] / cells[b] if a in cells and b in cells else None
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("pass" if ok else "FAIL")
+
+
+def speed_tables(sources: list[Source], passes: list[dict[str, dict[str, float]]]) -> str:
+    names = [s.spec.name for s in sources]
+    lines = [
+        "| input | tutorial ms | s3thumbs ms | pyvips-cascade ms | s3thumbs/pyvips | tutorial/s3thumbs "
+        "| goal vs pyvips | goal vs tutorial |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for source in sources:
+        name = source.spec.name
+        ms = {m: median_over(passes, cell(m), name) for m in ("tutorial", "s3thumbs", "pyvips-cascade")}
+        vs_vips = median_over(passes, ratio("s3thumbs", "pyvips-cascade"), name)
+        vs_tut = median_over(passes, ratio("tutorial", "s3thumbs"), name)
+        jpeg = source.spec.kind == "JPEG"
+        goal_vips = None if vs_vips is None else vs_vips <= (0.85 if jpeg else 1.0)
+        goal_tut = (vs_tut is not None and vs_tut >= 4.0) if jpeg else None
+        lines.append(
+            f"| {name} | {fmt(ms['tutorial'], '.0f')} | {fmt(ms['s3thumbs'], '.0f')} "
+            f"| {fmt(ms['pyvips-cascade'], '.0f')} "
+            f"| {fmt(vs_vips, '.2f', '×')} | {fmt(vs_tut, '.2f', '×')} "
+            f"| {mark(goal_vips)} (≤ {'0.85' if jpeg else '1.00'}×) | {mark(goal_tut)}{' (≥ 4×)' if jpeg else ''} |"
+        )
+    lines += [
+        "",
+        "Candidate changes to `imaging.py` (same pipeline, other knobs), same passes:",
+        "",
+    ]
+    lines.append("| input | " + " | ".join(f"{v.name} ms (/s3thumbs, /pyvips)" for v in VARIANTS) + " |")
+    lines.append("|---|" + "---:|" * len(VARIANTS))
+    for name in names:
+        cells = []
+        for v in VARIANTS:
+            ms_v = median_over(passes, cell(v.name), name)
+            cells.append(
+                f"{fmt(ms_v, '.0f')} ({fmt(median_over(passes, ratio(v.name, 's3thumbs'), name), '.2f', '×')}, "
+                f"{fmt(median_over(passes, ratio(v.name, 'pyvips-cascade'), name), '.2f', '×')})"
+                if ms_v is not None
+                else "—"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- quality ----------------------------------------------------------------------------------
+
+
+def reference(source: Source) -> Image.Image:
+    """Exact 1024 reference: full decode, EXIF transpose, LANCZOS, no draft, no reducing_gap."""
+    with Image.open(source.path) as image:
+        shown = ImageOps.exif_transpose(image)
+        return shown.resize(imaging.fit(*shown.size, SIZES[0]), Image.Resampling.LANCZOS)
+
+
+def _premultiplied(image: Image.Image) -> np.ndarray:
+    """RGB(A) as floats with colour weighted by alpha: hidden colour under alpha 0 does not count."""
+    if "A" not in image.mode:
+        return np.asarray(image.convert("RGB"), np.float64)
+    rgba = np.asarray(image.convert("RGBA"), np.float64)
+    rgba[..., :3] *= rgba[..., 3:] / 255
+    return rgba
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    if a.size != b.size:
+        b = b.resize(a.size, Image.Resampling.LANCZOS)  # libvips may round a side differently by 1 px
+    diff = _premultiplied(a) - _premultiplied(b)
+    mse = float(np.mean(diff**2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def decoded(body: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(body))
+
+
+def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
+    compared = [m for m in ("pyvips-cascade", "v:gap1", "v:gap1+bicubic", "v:bicubic+draft4") if m in table]
+    lines = [
+        "| input | reference encoded dB | s3thumbs dB | "
+        + " | ".join(f"{m} dB" for m in compared)
+        + " | reference − s3thumbs | goal (≤ 0.5 dB) |",
+        "|---|" + "---:|" * (len(compared) + 3) + "---|",
+    ]
+    for source in sources:
+        exact = reference(source)
+        ref_db = psnr(exact, decoded(_save(exact, source.spec.kind)))
+        ours = psnr(exact, decoded(table["s3thumbs"](source)[0]))
+        others = " | ".join(
+            f"{psnr(exact, decoded(table[m](source)[0])):.2f}" if applies(m, source) else "—" for m in compared
+        )
+        loss = ref_db - ours if ref_db != float("inf") else None
+        ok = (loss is not None and loss <= 0.5) if source.spec.kind == "JPEG" else None
+        lines.append(f"| {source.spec.name} | {ref_db:.2f} | {ours:.2f} | {others} | {fmt(loss, '.2f')} | {mark(ok)} |")
+    return "\n".join(lines)
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(path: str) -> None:
+    """In a fresh process: warm up on a tiny image, reset VmHWM, render once, print KiB as JSON."""
+    spec = imaging.RenderSpec(SIZES, quality=QUALITY)
+    with Image.open(path) as image:
+        tiny = Image.new(image.mode, (64, 48))
+        kind = image.format or "JPEG"
+    buffer = io.BytesIO()
+    tiny.save(buffer, kind)
+    imaging.render(io.BytesIO(buffer.getvalue()), spec)
+    baseline = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    with open(path, "rb") as source:  # a spooled file that spilled to disk, as in the worker
+        imaging.render(source, spec)
+    print(json.dumps({"baseline": baseline, "peak": _status_kib("VmHWM")}))
+
+
+def memory_table(cases: list[tuple[Source, str, float]]) -> str:
+    lines = [
+        "| input | baseline RSS MiB | peak RSS MiB | peak above baseline MiB | goal |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for source, goal_kind, limit in cases:
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(source.path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        kib = json.loads(out)
+        base, peak = kib["baseline"] / 1024, kib["peak"] / 1024
+        value = peak if goal_kind == "total" else peak - base
+        goal = f"{mark(value < limit)} ({'total' if goal_kind == 'total' else 'above baseline'} < {limit:.0f} MiB)"
+        lines.append(f"| {source.spec.name} | {base:.1f} | {peak:.1f} | {peak - base:.1f} | {goal} |")
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    vips = (
+        "n/a"
+        if pyvips is None
+        else f"pyvips {pyvips.__version__}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; Pillow {PIL.__version__}, "
+        f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}, libwebp {features.version_module('webp')}, "
+        f"zlib {features.version_codec('zlib')}; {vips}; numpy {np.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller inputs, one short pass: a smoke run",
+    )
+    parser.add_argument("--passes", type=int, help="passes (default 3; 1 with --quick)")
+    parser.add_argument("--rounds", type=int, help="timed rounds per pass (default 4; 2 with --quick)")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    passes = args.passes or (1 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 4)
+
+    print(f"Machine: {machine()}\n")
+    if pyvips is None:
+        print("pyvips is not installed: its columns are n/a (pip install 's3thumbs[bench]').\n")
+    table = methods()
+    with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp:
+        started = time.perf_counter()
+        sources = [write_input(spec, Path(tmp), args.seed + i) for i, spec in enumerate(inputs(args.quick))]
+        print(
+            f"Generated {len(sources)} inputs in {time.perf_counter() - started:.1f} s: "
+            + ", ".join(f"{s.spec.name} {len(s.data) / 2**20:.2f} MiB" for s in sources)
+            + "\n"
+        )
+
+        rng = random.Random(args.seed)
+        results = [run_pass(sources, table, rounds, rng) for _ in range(passes)]
+        print(f"## Speed: median wall ms per original (3 sizes {'/'.join(map(str, BOXES))}, encode included)\n")
+        print(
+            f"{passes} passes × (1 warm-up + {rounds} timed rounds), method order shuffled per round; "
+            "ratios taken within each pass, then the median over passes.\n"
+        )
+        print(speed_tables(sources, results) + "\n")
+
+        print("## Quality: PSNR of the 1024 output (after encoding) against the exact, unencoded reference\n")
+        print(quality_table(sources, table) + "\n")
+
+        print("## Memory: peak RSS of a fresh process rendering one original with `render`\n")
+        by_name = {s.spec.name: s for s in sources}
+        jpeg = by_name.get("50MP JPEG") or sources[0]
+        png = next(s for s in sources if s.spec.kind == "PNG")
+        print(memory_table([(jpeg, "total", 250), (png, "above", 150)]))
+
+
+if __name__ == "__main__":
+    main()
