@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+from kombu import Connection, Queue
 
 from tests.brokers import free_port
 
@@ -39,6 +40,24 @@ def s3thumbs_env(**settings: str) -> dict[str, str]:
     env.update({f"S3THUMBS_{name.upper()}": value for name, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def empty_redis(redis_server, broker_db: int, backend_db: int) -> dict[str, str]:
+    """Broker and result-backend settings on two emptied databases of the test Redis."""
+    for db in (broker_db, backend_db):
+        with redis_server.client(db) as client:
+            client.flushdb()
+    return {"broker_url": redis_server.url_for(broker_db), "result_backend": redis_server.url_for(backend_db)}
+
+
+def empty_rabbitmq(url: str, *queues: str) -> str:
+    """Declare these durable queues on the test RabbitMQ, empty them, and return its URL."""
+    with Connection(url) as connection:
+        for name in queues:
+            queue = Queue(name, durable=True)(connection.default_channel)
+            queue.declare()
+            queue.purge()
+    return url
 
 
 def group_alive(pgid: int) -> bool:

@@ -10,29 +10,22 @@ import uuid
 
 import pytest
 from celery.result import AsyncResult
-from kombu import Connection, Queue
 from PIL import Image
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
-from tests.services import object_exists, s3_client, s3thumbs_env, wait_for, worker
+from tests.services import empty_rabbitmq, empty_redis, object_exists, s3_client, s3thumbs_env, wait_for, worker
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
 def brokers(request, redis_server):
     """(broker URL, result backend URL), with empty task and dead-letter queues."""
-    for db in (7, 8):
-        redis_server.client(db).flushdb()
+    urls = empty_redis(redis_server, 7, 8)
     if request.param == "redis":
-        return redis_server.url_for(7), redis_server.url_for(8)
+        return urls["broker_url"], urls["result_backend"]
     url = request.getfixturevalue("rabbitmq_server").url
-    with Connection(url) as connection:
-        for name in ("s3thumbs", "s3thumbs.dead"):
-            queue = Queue(name, durable=True)(connection.default_channel)
-            queue.declare()
-            queue.purge()
-    return url, redis_server.url_for(8)
+    return empty_rabbitmq(url, "s3thumbs", "s3thumbs.dead"), urls["result_backend"]
 
 
 def jpeg(width: int = 1200, height: int = 800) -> bytes:
@@ -89,11 +82,9 @@ def test_a_bad_image_leaves_a_dead_letter_that_redrives_once_fixed(moto_endpoint
 
 
 def test_exhausted_retries_leave_a_dead_letter(redis_server, tmp_path):
-    for db in (7, 8):
-        redis_server.client(db).flushdb()
     unreachable = "http://127.0.0.1:9"  # discard port: nothing listens, every S3 call is refused
-    env = s3thumbs_env(broker_url=redis_server.url_for(7), result_backend=redis_server.url_for(8),
-                       s3_endpoint_url=unreachable, max_retries="2", visibility_timeout="200")
+    env = s3thumbs_env(**empty_redis(redis_server, 7, 8), s3_endpoint_url=unreachable, max_retries="2",
+                       visibility_timeout="200")
     with worker(env, tmp_path / "worker.log") as service:
         result = publish(env, "photos", "a.jpg")
         wait_for(result.ready, 60, "the retries to run out")
@@ -110,9 +101,7 @@ def test_exhausted_retries_leave_a_dead_letter(redis_server, tmp_path):
 @pytest.mark.slow
 def test_a_render_that_outlives_the_time_limit_fails_once_and_is_not_requeued(moto_endpoint, redis_server, slow_jpeg,
                                                                              tmp_path):
-    for db in (7, 8):
-        redis_server.client(db).flushdb()
-    env = s3thumbs_env(broker_url=redis_server.url_for(7), result_backend=redis_server.url_for(8),
+    env = s3thumbs_env(**empty_redis(redis_server, 7, 8),
                        s3_endpoint_url=moto_endpoint, task_time_limit="1", max_retries="1",
                        visibility_timeout="30")
     s3 = s3_client(moto_endpoint)

@@ -10,16 +10,14 @@ from PIL import Image
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
-from tests.services import object_exists, s3_client, s3thumbs_env, wait_for, worker
+from tests.services import empty_redis, object_exists, s3_client, s3thumbs_env, wait_for, worker
 from tests.test_dead_letters import publish
 
 
 @pytest.mark.slow
 def test_a_process_that_outgrew_the_memory_ceiling_is_replaced_and_work_goes_on(moto_endpoint, redis_server,
                                                                                 slow_jpeg, tmp_path):
-    for db in (14, 15):
-        redis_server.client(db).flushdb()
-    env = s3thumbs_env(broker_url=redis_server.url_for(14), result_backend=redis_server.url_for(15),
+    env = s3thumbs_env(**empty_redis(redis_server, 14, 15),
                        s3_endpoint_url=moto_endpoint)
     assert celery_app.create_app(Settings.from_env(env)).conf.worker_max_memory_per_child > 0
     s3 = s3_client(moto_endpoint)

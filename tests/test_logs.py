@@ -9,7 +9,7 @@ import uuid
 import httpx
 from PIL import Image
 
-from tests.services import receiver, s3_client, s3thumbs_env, worker
+from tests.services import empty_redis, receiver, s3_client, s3thumbs_env, worker
 
 TOKEN = "log-token"
 
@@ -29,9 +29,7 @@ def minio_body(bucket: str, key: str) -> dict:
 
 
 def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_endpoint, redis_server, tmp_path):
-    for db in (9, 10):
-        redis_server.client(db).flushdb()
-    env = s3thumbs_env(broker_url=redis_server.url_for(9), result_backend=redis_server.url_for(10),
+    env = s3thumbs_env(**empty_redis(redis_server, 9, 10),
                        s3_endpoint_url=moto_endpoint, auth_token=TOKEN, log_format="json")
     s3 = s3_client(moto_endpoint)
     bucket = f"logs-{uuid.uuid4().hex[:10]}"

@@ -10,14 +10,14 @@ import zlib
 import httpx
 import pytest
 from celery.result import AsyncResult
-from kombu import Connection
-from kombu.exceptions import ChannelError
 from PIL import Image
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
 from tests.services import (
+    empty_rabbitmq,
+    empty_redis,
     notify_through_sns,
     object_exists,
     receiver,
@@ -34,24 +34,16 @@ SIZES = {"128x128": (128, 85), "512x512": (512, 341), "1024x1024": (1024, 683)}
 @pytest.fixture(params=["redis", "rabbitmq"])
 def broker(request, redis_server):
     """(broker URL, result backend URL): Redis for both, or RabbitMQ with Redis results."""
-    for db in (2, 3):
-        redis_server.client(db).flushdb()
+    urls = empty_redis(redis_server, 2, 3)
     if request.param == "redis":
-        return redis_server.url_for(2), redis_server.url_for(3)
-    rabbitmq = request.getfixturevalue("rabbitmq_server")
-    with Connection(rabbitmq.url) as connection:
-        try:
-            connection.default_channel.queue_purge("s3thumbs")
-        except ChannelError:
-            pass
-    return rabbitmq.url, redis_server.url_for(3)
+        return urls["broker_url"], urls["result_backend"]
+    return empty_rabbitmq(request.getfixturevalue("rabbitmq_server").url, "s3thumbs"), urls["result_backend"]
 
 
 @pytest.fixture
 def redis_broker(redis_server):
-    for db in (2, 3):
-        redis_server.client(db).flushdb()
-    return redis_server.url_for(2), redis_server.url_for(3)
+    urls = empty_redis(redis_server, 2, 3)
+    return urls["broker_url"], urls["result_backend"]
 
 
 @pytest.fixture

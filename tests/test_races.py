@@ -13,16 +13,14 @@ from PIL import Image
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
-from tests.services import s3_client, s3thumbs_env, wait_for, worker
+from tests.services import empty_redis, s3_client, s3thumbs_env, wait_for, worker
 
 SIZES = ("128x128", "512x512", "1024x1024")
 
 
 @pytest.fixture
 def env(moto_endpoint, redis_server):
-    for db in (11, 12):
-        redis_server.client(db).flushdb()
-    return s3thumbs_env(broker_url=redis_server.url_for(11), result_backend=redis_server.url_for(12),
+    return s3thumbs_env(**empty_redis(redis_server, 11, 12),
                         s3_endpoint_url=moto_endpoint)
 
 

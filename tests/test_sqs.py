@@ -18,7 +18,7 @@ from s3thumbs.cli import main
 from s3thumbs.keys import Layout
 from s3thumbs.receiver import Rules
 from s3thumbs.sqs import Batch, Consumer, region_of
-from tests.services import REGION, Service, s3_client, s3thumbs_env, wait_for, worker
+from tests.services import REGION, Service, empty_redis, s3_client, s3thumbs_env, wait_for, worker
 from tests.test_pipeline import assert_thumbnails, jpeg
 
 EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
@@ -337,9 +337,7 @@ def test_sqs_limits_are_checked(options):
 # End to end: moto's server → SQS → `s3thumbs sqs` process → Redis → `s3thumbs worker` process → S3.
 
 def test_upload_through_sqs_makes_every_size(moto_endpoint, redis_server, tmp_path):
-    for db in (5, 6):
-        redis_server.client(db).flushdb()
-    env = s3thumbs_env(broker_url=redis_server.url_for(5), result_backend=redis_server.url_for(6),
+    env = s3thumbs_env(**empty_redis(redis_server, 5, 6),
                        s3_endpoint_url=moto_endpoint)
     name = f"sqs-{uuid.uuid4().hex[:12]}"
     s3 = s3_client(moto_endpoint)
