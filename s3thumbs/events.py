@@ -87,8 +87,19 @@ def decode_body(body: bytes | str) -> Any:
         document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         raise InvalidEvent(f"body is not JSON: {e}") from e
-    _require_unicode(document)
+    if not _plain(body):
+        _require_unicode(document)
     return document
+
+
+def _plain(body: bytes | str) -> bool:
+    """True when a body cannot hold a lone surrogate: ASCII without any ``\\u`` escape.
+
+    S3 and MinIO URL-encode keys, so their bodies usually are, and need no walk.
+    """
+    if isinstance(body, bytes):
+        return body.isascii() and b"\\u" not in body
+    return body.isascii() and "\\u" not in body
 
 
 def is_sns_envelope(document: Any) -> bool:
