@@ -5,6 +5,7 @@ Imports no Pillow, so the receiver stays light.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -102,6 +103,110 @@ def publish(app: Celery, events: Sequence[ObjectEvent]) -> None:
             app.send_task(TASK_NAMES[event.action], args=[event.bucket, event.key], kwargs=kwargs,
                           queue=QUEUE, task_id=task_id(event), producer=producer,
                           retry=True, retry_policy=PUBLISH_RETRY)
+
+
+class Publisher:
+    """Publishes batches of events over one connection it holds; for one thread at a time.
+
+    A call returns only once every event of its batch is on the broker, and raises otherwise. On Redis a
+    batch goes in one pipeline round trip; on RabbitMQ every message of a batch is sent, then the broker's
+    confirms for all of them are awaited together (one wait per batch instead of one per message). The
+    queue is declared once per connection, not once per message. After a failure the connection is
+    dropped and the batch tried once more on a new one, as ``PUBLISH_RETRY`` allows a single publish.
+    Messages are built as ``send_task`` builds them (``test_celery_app`` compares the two).
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self._link = _Link(app, app.conf.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")))
+
+    def __call__(self, events: Sequence[ObjectEvent]) -> None:
+        try:
+            self._link.publish(events)
+        except Exception:
+            self._link.close()
+            try:
+                self._link.publish(events)
+            except Exception:
+                self._link.close()
+                raise
+
+    def close(self) -> None:
+        """Drop the connection; the next call opens a new one."""
+        self._link.close()
+
+
+class _Link:
+    """One connection and its producer."""
+
+    def __init__(self, app: Celery, confirms: bool) -> None:
+        self._app = app
+        self._confirms = confirms
+        self._connection: Any = None
+        self._producer: Any = None
+        self._queue: Any = None
+        self._sent = 0  # messages sent on the current channel: the last delivery tag
+        self._unconfirmed: set[int] = set()
+        self._nacked: list[int] = []
+
+    def close(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it is being dropped because it failed
+                connection.close()
+
+    def _open(self) -> Any:
+        # RabbitMQ: confirms are selected on the channel below and awaited per batch, not per message.
+        options = {"confirm_publish": False} if self._confirms else {}
+        connection = self._app.connection_for_write(transport_options=options)
+        self._connection = connection
+        connection.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT)
+        producer = self._app.amqp.Producer(connection)
+        self._queue = self._app.amqp.queues[QUEUE]
+        producer.maybe_declare(self._queue)
+        if self._confirms:
+            self._sent, self._unconfirmed, self._nacked = 0, set(), []
+            channel = producer.channel
+            # Confirms may be read while later messages are sent: follow them all, whoever reads them.
+            channel.events["basic_ack"].add(self._acked)
+            channel.events["basic_nack"].add(self._refused)
+            channel.confirm_select()
+        self._producer = producer
+        return producer
+
+    def publish(self, events: Sequence[ObjectEvent]) -> None:
+        producer = self._producer or self._open()
+        if not self._confirms:
+            with producer.batch():  # Redis: one pipeline; other transports publish at once
+                for event in events:
+                    self._send(producer, event)
+            return
+        for event in events:
+            self._sent += 1
+            self._unconfirmed.add(self._sent)
+            self._send(producer, event)
+        while self._unconfirmed and not self._nacked:
+            self._connection.drain_events(timeout=PUBLISH_SOCKET_TIMEOUT)
+        if self._nacked:
+            raise ConnectionError(f"the broker refused message(s) {self._nacked}")
+
+    def _send(self, producer: Any, event: ObjectEvent) -> None:
+        """What ``send_task`` does for our tasks, without its routing and result bookkeeping."""
+        app, amqp = self._app, self._app.amqp
+        name = TASK_NAMES[event.action]
+        kwargs = {name: value for name, value in (("etag", event.etag), ("version_id", event.version_id)) if value}
+        message = amqp.create_task_message(task_id(event), name, [event.bucket, event.key], kwargs,
+                                           reply_to=app.thread_oid, create_sent_event=app.conf.task_send_sent_event,
+                                           ignore_result=None)
+        amqp.send_task_message(producer, name, message, queue=self._queue, declare=[], retry=False)
+
+    def _acked(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed.difference_update([tag for tag in self._unconfirmed if tag <= delivery_tag])
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _refused(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked.append(delivery_tag)
 
 
 def broker_ready(app: Celery) -> bool:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
+import pytest
 from kombu import Connection
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
+from tests.services import empty_rabbitmq
 
 
 def test_worker_settings_make_delivery_at_least_once_and_bounded():
@@ -65,3 +68,108 @@ def test_the_rabbitmq_queue_is_classic_durable_with_no_arguments(rabbitmq_server
                                                passive=False)
         assert name == "s3thumbs" and count >= 1
         channel.queue_purge("s3thumbs")
+
+
+EVENTS = [ObjectEvent("created", "photos", "a b+c/é.jpg", "ObjectCreated:Put", etag="abc", version_id="v1"),
+          ObjectEvent("created", "photos", "plain.png", "ObjectCreated:Post", sequencer="0A1B"),
+          ObjectEvent("removed", "photos", "gone.jpg", "ObjectRemoved:Delete")]
+
+
+def _taken(redis) -> list[dict]:
+    """The messages on the Redis list, oldest first, emptied; without the per-message delivery tag."""
+    raw = redis.lrange("s3thumbs", 0, -1)
+    redis.delete("s3thumbs")
+    messages = [json.loads(m) for m in reversed(raw)]
+    for message in messages:
+        del message["properties"]["delivery_tag"]
+    return messages
+
+
+def test_the_receivers_publisher_sends_exactly_what_send_task_sends(redis_factory):
+    server = redis_factory()
+    app = celery_app.create_app(Settings(broker_url=server.url_for(0), result_backend=None), results=False)
+    with server.client(0) as redis:
+        celery_app.publish(app, EVENTS)  # through send_task
+        expected = _taken(redis)
+        publisher = celery_app.Publisher(app)
+        publisher(EVENTS)
+        publisher.close()
+        assert _taken(redis) == expected
+    assert [m["headers"]["task"] for m in expected] == ["s3thumbs.thumbnail"] * 2 + ["s3thumbs.delete_thumbnails"]
+    assert [m["headers"]["id"] for m in expected] == [celery_app.task_id(e) for e in EVENTS]
+
+
+def test_the_publisher_on_rabbitmq_returns_once_the_whole_batch_is_in_the_queue(rabbitmq_server):
+    url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
+    app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
+    events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(200)]
+    publisher = celery_app.Publisher(app)
+    try:
+        publisher(events[:100])
+        publisher(events[100:])
+    finally:
+        publisher.close()
+    with Connection(url) as connection:
+        channel = connection.default_channel
+        _, count, _ = channel.queue_declare("s3thumbs", durable=True, auto_delete=False, passive=True)
+        assert count == 200  # confirmed, so already counted
+        ids = []
+        while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
+            ids.append(message.headers["id"])
+    assert ids == [celery_app.task_id(e) for e in events]
+
+
+def _publisher_survives_a_broker_restart(broker, url: str, count) -> None:
+    app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
+    publisher = celery_app.Publisher(app)
+    event = ObjectEvent("created", "photos", "a.jpg", "ObjectCreated:Put")
+    try:
+        publisher([event])
+        broker.stop()
+        started = time.monotonic()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the client raises: the receiver answers 503
+            publisher([event])
+        assert time.monotonic() - started < 10
+        broker.start()
+        publisher([event])  # on a new connection: the old one died with the broker
+    finally:
+        publisher.close()
+    assert count() == 2
+
+
+def test_the_publisher_raises_while_redis_is_down_and_reconnects_once_it_is_back(redis_factory):
+    server = redis_factory(appendonly=True)
+
+    def count() -> int:
+        with server.client(0) as redis:
+            return int(redis.llen("s3thumbs"))
+
+    _publisher_survives_a_broker_restart(server, server.url_for(0), count)
+
+
+@pytest.mark.slow
+def test_the_publisher_raises_while_rabbitmq_is_down_and_reconnects_once_it_is_back(rabbitmq_factory):
+    node = rabbitmq_factory()
+
+    def count() -> int:
+        with Connection(node.url) as connection:
+            return int(connection.default_channel.queue_declare("s3thumbs", durable=True, passive=True)[1])
+
+    _publisher_survives_a_broker_restart(node, node.url, count)
+
+
+@pytest.mark.slow
+def test_the_publisher_raises_when_rabbitmq_refuses_part_of_a_batch(rabbitmq_factory):
+    """A full queue that rejects publishes answers with nacks: the batch must not count as published."""
+    node = rabbitmq_factory()
+    node.ctl("set_policy", "full", "^s3thumbs$", '{"max-length": 2, "overflow": "reject-publish"}',
+             "--apply-to", "queues")
+    app = celery_app.create_app(Settings(broker_url=node.url, result_backend=None), results=False)
+    publisher = celery_app.Publisher(app)
+    events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(5)]
+    try:
+        publisher(events[:2])
+        with pytest.raises(ConnectionError, match="refused"):
+            publisher(events[2:])
+    finally:
+        publisher.close()
