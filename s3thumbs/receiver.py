@@ -6,15 +6,17 @@ event is on the broker; a fault that passes (the broker is down) is a 503, so th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,6 +41,10 @@ logger = logging.getLogger(__name__)
 Publish = Callable[[Sequence[ObjectEvent]], None]
 # Seconds a request waits for the broker before answering 503 (SNS gives up on a request after 15).
 PUBLISH_TIMEOUT = 5.0
+# At most this many events go to the broker in one publish call, whatever the number of requests waiting.
+MAX_BATCH_EVENTS = 256
+# The publisher thread ends after this many idle seconds; the next request starts another.
+PUBLISHER_IDLE_SECONDS = 60.0
 Confirm = Callable[[str], None]
 # Raises InvalidSignature for an SNS envelope that SNS did not sign (see s3thumbs.sns.Verifier).
 Verify = Callable[[dict[str, Any]], None]
@@ -81,11 +87,136 @@ class Rules:
         return accepted, skipped
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """One request's events, and how to wake that request once they are published (or not)."""
+
+    events: Sequence[ObjectEvent]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    abandoned: bool = field(default=False)
+
+
+class Batcher:
+    """Publishes the events of concurrent requests together, from one thread of its own.
+
+    Each request hands its events over and waits. The requests that reach that point in the same turn
+    of the event loop are handed to the publisher thread together; the thread takes every batch waiting
+    (up to ``max_events`` events), calls ``publish`` once with all their events, and only when that call
+    has returned wakes each of those requests: a request's 2xx still means its own events are on the
+    broker. When the call raises, every request of that batch gets the error. A request that gave up
+    waiting (its deadline passed) before the thread reached it is not published. The thread ends after
+    ``idle_seconds`` without work; the next request starts another. ``publish`` is never called from
+    two threads at once.
+    """
+
+    def __init__(self, publish: Publish, *, max_events: int = MAX_BATCH_EVENTS,
+                 idle_seconds: float = PUBLISHER_IDLE_SECONDS) -> None:
+        self._publish = publish
+        self._max_events = max_events
+        self._idle_seconds = idle_seconds
+        self._gathering: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        self._pending: queue.SimpleQueue[list[_Waiter] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    async def publish(self, events: Sequence[ObjectEvent]) -> None:
+        """Return once ``events`` are on the broker; raise what ``publish`` raised when they are not."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(events, loop, loop.create_future())
+        gathering = self._gathering.get(loop)
+        if gathering is None:
+            # Hand over once the requests ready in this turn of the loop have joined: one wake-up of
+            # the publisher thread for all of them, not one each.
+            gathering = self._gathering[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathering.append(waiter)
+        try:
+            await waiter.future
+        finally:
+            waiter.abandoned = True  # published or not, nobody waits for it any more
+
+    def close(self) -> None:
+        """Let the publisher thread end once it has published what is waiting."""
+        with self._lock:
+            if self._thread is not None:
+                self._pending.put(None)
+                self._thread = None
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters = self._gathering.pop(loop)
+        with self._lock:
+            self._pending.put(waiters)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="s3thumbs-publisher", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._pending.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._pending.empty():
+                        self._thread = None
+                        return
+                continue
+            if first is None:
+                return
+            batch, stop = list(first), False
+            size = sum(len(waiter.events) for waiter in batch)
+            while size < self._max_events:
+                try:
+                    more = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch += more
+                size += sum(len(waiter.events) for waiter in more)
+            self._publish_batch([waiter for waiter in batch if not waiter.abandoned])
+            if stop:
+                return
+
+    def _publish_batch(self, batch: list[_Waiter]) -> None:
+        if not batch:
+            return
+        error: Exception | None = None
+        try:
+            self._publish([event for waiter in batch for event in waiter.events])
+        except Exception as e:  # handed to every request of the batch, each answers 503
+            error = e
+        loops: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        for waiter in batch:
+            loops.setdefault(waiter.loop, []).append(waiter)
+        for loop, waiters in loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle, waiters, error)
+            except RuntimeError:  # that loop is closed: nobody is left to answer
+                pass
+
+
+def _settle(waiters: list[_Waiter], error: Exception | None) -> None:
+    for waiter in waiters:
+        if waiter.future.done():
+            continue
+        if error is None:
+            waiter.future.set_result(None)
+        else:
+            waiter.future.set_exception(error)
+
+
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
                confirm: Confirm | None = None, verify: Verify | None = None,
                publish_timeout: float = PUBLISH_TIMEOUT) -> Starlette:
-    """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot."""
+    """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot.
+
+    ``publish`` is called from one thread of its own, with the events of every request waiting for the
+    broker at that moment (see Batcher).
+    """
+    batcher = Batcher(publish)
 
     async def events(request: Request) -> Response:
         if request.method == "HEAD":
@@ -128,8 +259,8 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
             try:
                 # A deadline of our own: whatever the broker does, the sender hears back in time. A
                 # publish that finishes after it only duplicates the event when the sender retries.
-                with anyio.fail_after(publish_timeout):
-                    await anyio.to_thread.run_sync(publish, accepted, abandon_on_cancel=True)
+                async with asyncio.timeout(publish_timeout):
+                    await batcher.publish(accepted)
             except TimeoutError:
                 logger.error("broker did not take %d task(s) within %g s, answering 503", len(accepted),
                              publish_timeout)
@@ -169,11 +300,16 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "broker unavailable"}, 503)
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
     return Starlette(routes=[
         Route("/events", events, methods=["POST", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-    ])
+    ], lifespan=lifespan)
 
 
 def _authorized(header: str, token: str) -> bool:

@@ -203,3 +203,16 @@ def test_a_broker_that_never_answers_is_503_within_the_deadline():
     release.set()
     assert response.status_code == 503
     assert elapsed < 5
+
+
+@pytest.mark.parametrize("raw", [
+    b'"s3:ObjectCreated:PutTagging\\ud800"',  # an escape in an otherwise ASCII body
+    b'"s3:ObjectCreated:PutTagging\\uDFFF"',
+    b'"s3:ObjectCreated:PutTagging\xed\xa0\x80"',  # a surrogate encoded in the raw bytes
+    '"s3:ObjectCreated:PutTagging é\\udfff"'.encode(),
+])
+def test_a_lone_surrogate_anywhere_is_400_however_it_is_written(published, raw):
+    body = json.dumps(minio_body(event="EVENT")).encode().replace(b'"EVENT"', raw)
+    response = client_for(published).post("/events", content=body)
+    assert response.status_code == 400
+    assert published.events == []

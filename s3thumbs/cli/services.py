@@ -37,7 +37,7 @@ def build_receiver(settings: Settings) -> Any:
 
     rules = Rules(settings.layout, settings.buckets, settings.max_bytes, settings.sns_topics)
     return create_app(
-        lambda events: celery_app.publish(app, events),
+        celery_app.Publisher(app),  # called from the receiver's one publisher thread only
         token=settings.auth_token,
         rules=rules,
         max_body_bytes=settings.max_body_bytes,

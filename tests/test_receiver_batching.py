@@ -1,0 +1,239 @@
+"""Requests that wait for the broker together are published together, and each still hears back only
+once its own event is on the broker: 2xx after a publish that carried it returned, 503 for every request
+of a batch the broker refused, nothing published for a request that already gave up.
+
+The in-process tests drive the ASGI app with a publish that holds each call until the test lets it go;
+the last ones run the real receiver on real brokers with concurrent keep-alive clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from kombu import Connection
+
+from s3thumbs.receiver import create_app
+from tests.faults import minio_event
+from tests.services import empty_rabbitmq, receiver, s3thumbs_env
+
+TOKEN = "batching-token"
+
+
+class HeldBroker:
+    """A publish that records every call and holds it until the test opens that call's gate."""
+
+    def __init__(self, refuse: frozenset[int] = frozenset()) -> None:
+        self.calls: list[list[str]] = []  # the keys of each call, as it starts
+        self.published: list[str] = []  # the keys of each call that returned
+        self.refuse = refuse  # numbers of the calls that raise, as a broker that went away
+        self._gates: list[threading.Event] = []
+        self._lock = threading.Lock()
+
+    def gate(self, call: int) -> threading.Event:
+        with self._lock:
+            while len(self._gates) <= call:
+                self._gates.append(threading.Event())
+            return self._gates[call]
+
+    def __call__(self, events) -> None:
+        with self._lock:
+            call = len(self.calls)
+            self.calls.append([event.key for event in events])
+        if not self.gate(call).wait(10):
+            raise TimeoutError(f"call {call} was never let go")
+        if call in self.refuse:
+            raise ConnectionError("broker went away")
+        self.published.extend(event.key for event in events)
+
+
+async def until(condition, what: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def post(client: httpx.AsyncClient, key: str) -> asyncio.Task[httpx.Response]:
+    return asyncio.create_task(client.post("/events", json=minio_event("uploads", key, "e1")))
+
+
+def run(app, scenario) -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as client:
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+def test_requests_waiting_behind_a_publish_go_in_one_batch_and_hear_back_only_once_it_returned():
+    broker = HeldBroker()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = post(client, "first.jpg")
+        await until(lambda: len(broker.calls) == 1, "the first publish")
+        others = [post(client, f"other-{n}.jpg") for n in range(3)]
+        await asyncio.sleep(0.3)  # they queue up behind the held publish
+        assert not first.done() and not any(task.done() for task in others), "answered before publishing"
+
+        broker.gate(0).set()
+        assert (await first).status_code == 202
+        await until(lambda: len(broker.calls) == 2, "the second publish")
+        assert sorted(broker.calls[1]) == ["other-0.jpg", "other-1.jpg", "other-2.jpg"]
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in others), "answered before their own publish returned"
+
+        broker.gate(1).set()
+        responses = await asyncio.gather(*others)
+        assert [r.status_code for r in responses] == [202, 202, 202]
+        assert [r.json()["accepted"][0]["key"] for r in responses] == ["other-0.jpg", "other-1.jpg", "other-2.jpg"]
+
+    run(create_app(broker), scenario)
+    assert broker.published == ["first.jpg", "other-0.jpg", "other-1.jpg", "other-2.jpg"]
+    assert len(broker.calls) == 2
+
+
+def test_a_batch_the_broker_refuses_is_503_for_every_request_in_it_and_only_for_them():
+    broker = HeldBroker(refuse=frozenset({1}))
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = post(client, "first.jpg")
+        await until(lambda: len(broker.calls) == 1, "the first publish")
+        others = [post(client, f"other-{n}.jpg") for n in range(3)]
+        await asyncio.sleep(0.3)  # they queue up behind the held publish
+        broker.gate(0).set()
+        broker.gate(1).set()
+        assert (await first).status_code == 202
+        responses = await asyncio.gather(*others)
+        assert [r.status_code for r in responses] == [503, 503, 503]
+        assert all(r.headers["Retry-After"] == "5" for r in responses)
+        # The next request after the outage goes through.
+        broker.gate(2).set()
+        assert (await post(client, "later.jpg")).status_code == 202
+
+    run(create_app(broker), scenario)
+    assert len(broker.calls[1]) == 3
+    assert broker.published == ["first.jpg", "later.jpg"]
+
+
+def test_a_request_that_gave_up_waiting_for_the_broker_is_not_published_afterwards():
+    broker = HeldBroker()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = post(client, "first.jpg")
+        await until(lambda: len(broker.calls) == 1, "the first publish")
+        second = post(client, "second.jpg")
+        started = time.monotonic()
+        responses = await asyncio.gather(first, second)
+        assert [r.status_code for r in responses] == [503, 503]
+        assert time.monotonic() - started < 2  # the deadline, not the broker, decided
+
+        broker.gate(0).set()  # the broker answers at last: the first was on its way, the second never left
+        await asyncio.sleep(0.3)
+        broker.gate(1).set()
+        assert (await post(client, "third.jpg")).status_code == 202
+
+    run(create_app(broker, publish_timeout=0.5), scenario)
+    assert broker.calls == [["first.jpg"], ["third.jpg"]]
+
+
+def test_health_answers_while_a_publish_is_held():
+    broker = HeldBroker()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = post(client, "first.jpg")
+        await until(lambda: len(broker.calls) == 1, "the first publish")
+        assert (await client.get("/healthz")).status_code == 200
+        broker.gate(0).set()
+        assert (await first).status_code == 202
+
+    run(create_app(broker), scenario)
+
+
+# --- the real receiver, real brokers -----------------------------------------------------------
+
+CLIENTS = 4
+PER_CLIENT = 50
+
+
+def post_concurrently(url: str, prefix: str) -> dict[str, int]:
+    """CLIENTS keep-alive clients, each posting PER_CLIENT events one after another; status per key."""
+
+    def client(n: int) -> dict[str, int]:
+        statuses = {}
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+            for i in range(PER_CLIENT):
+                key = f"{prefix}/{n}-{i}.jpg"
+                statuses[key] = http.post("/events", json=minio_event("uploads", key, "e1")).status_code
+        return statuses
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(client, range(CLIENTS)))
+    return {key: status for result in results for key, status in result.items()}
+
+
+def test_concurrent_clients_on_redis_every_accepted_event_is_on_the_broker(redis_factory, tmp_path):
+    server = redis_factory()
+    env = s3thumbs_env(broker_url=server.url_for(0), result_backend="", auth_token=TOKEN)
+    with receiver(env, tmp_path / "receiver.log") as url:
+        statuses = post_concurrently(url, "redis")
+    assert set(statuses.values()) == {202}
+    with server.client(0) as redis:
+        messages = [json.loads(raw) for raw in redis.lrange("s3thumbs", 0, -1)]
+    keys = [json.loads(base64.b64decode(m["body"]))[0][1] for m in messages]
+    assert sorted(keys) == sorted(statuses)
+
+
+def test_concurrent_clients_on_rabbitmq_every_accepted_event_is_on_the_broker(rabbitmq_server, tmp_path):
+    url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
+    env = s3thumbs_env(broker_url=url, result_backend="", auth_token=TOKEN)
+    with receiver(env, tmp_path / "receiver.log") as receiver_url:
+        statuses = post_concurrently(receiver_url, "rabbitmq")
+    assert set(statuses.values()) == {202}
+    keys = []
+    with Connection(url) as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
+            keys.append(json.loads(message.body)[0][1])
+    assert sorted(keys) == sorted(statuses)
+
+
+def test_publish_runs_in_one_thread_at_a_time_and_takes_concurrent_requests_together():
+    clients = CLIENTS
+    inside, peak, lock = 0, 0, threading.Lock()
+
+    def publish(events) -> None:
+        nonlocal inside, peak
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+        time.sleep(0.01)
+        with lock:
+            inside -= 1
+
+    seen: list[int] = []
+
+    def record(events) -> None:
+        seen.append(len(events))
+        publish(events)
+
+    app = create_app(record)
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        async def one_client(n: int) -> None:
+            for i in range(10):
+                response = await client.post("/events", json=minio_event("uploads", f"c{n}-{i}.jpg", "e1"))
+                assert response.status_code == 202
+
+        await asyncio.gather(*(one_client(n) for n in range(clients)))
+
+    run(app, scenario)
+    assert sum(seen) == clients * 10
+    assert max(seen) > 1, "concurrent requests were never published together"
+    assert peak == 1, "publish was called from more than one thread at a time"
