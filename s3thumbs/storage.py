@@ -6,9 +6,11 @@ are left as botocore raises them, for the task's retry policy.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -22,6 +24,8 @@ from s3thumbs.errors import BadImage, Forbidden, PermanentFailure, SourceChanged
 # Sources up to this size stay in memory while they are read; larger ones spill to disk.
 SPOOL_MAX_MEMORY = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
+# Small objects written at once by put_all: one thread each, up to this many.
+UPLOAD_THREADS = 4
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
 _CHANGED = frozenset({"412", "PreconditionFailed"})
@@ -52,6 +56,16 @@ class ObjectInfo:
     metadata: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class NewObject:
+    """A small object to write in one request."""
+
+    key: str
+    body: bytes
+    content_type: str
+    metadata: Mapping[str, str]
+
+
 def error_code(error: ClientError) -> str:
     """The S3 error code of a ClientError (a HEAD's 404 has only the status as code)."""
     return str(error.response.get("Error", {}).get("Code", ""))
@@ -60,8 +74,11 @@ def error_code(error: ClientError) -> str:
 class Storage:
     """Objects in S3-compatible buckets, through one boto3 client."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: Any, upload_threads: int | None = None) -> None:
+        self.client = client  # boto3 clients are thread-safe
+        self.upload_threads = UPLOAD_THREADS if upload_threads is None else upload_threads
+        self._uploads: ThreadPoolExecutor | None = None
+        self._uploads_pid = 0
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         """Look at an object; None when it does not exist."""
@@ -114,6 +131,30 @@ class Storage:
         with _s3_errors(bucket, key):
             self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
                                    Metadata=dict(metadata), **extra)
+
+    def put_all(self, bucket: str, objects: Sequence[NewObject], cache_control: str | None = None) -> None:
+        """Write these objects, several requests at once, and return when every request has ended.
+
+        Each is one PUT, as ``put`` makes it. If any fails, the first failure (in the order given)
+        is raised, once the others have finished: none is left running in the background.
+        """
+        if len(objects) < 2 or self.upload_threads < 2:
+            for obj in objects:
+                self.put(bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
+            return
+        pool = self._upload_pool()
+        futures = [pool.submit(self.put, bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
+                   for obj in objects]
+        wait(futures)
+        for future in futures:
+            future.result()
+
+    def _upload_pool(self) -> ThreadPoolExecutor:
+        # Threads do not survive a fork: a child process makes its own pool.
+        if self._uploads is None or self._uploads_pid != os.getpid():
+            self._uploads = ThreadPoolExecutor(self.upload_threads, thread_name_prefix="s3thumbs-upload")
+            self._uploads_pid = os.getpid()
+        return self._uploads
 
     def delete(self, bucket: str, keys: list[str]) -> None:
         """Delete these keys; missing ones are fine."""

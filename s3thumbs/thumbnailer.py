@@ -10,7 +10,7 @@ from typing import Any
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
-from s3thumbs.storage import Storage
+from s3thumbs.storage import NewObject, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         return gone
     out_bucket = job.layout.output_bucket(bucket)
-    written = []
-    for thumb in thumbnails:
-        out_key = job.layout.thumbnail_key(key, thumb.box)
-        metadata = {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint,
-                    SIZE_META: f"{thumb.width}x{thumb.height}"}
-        storage.put(out_bucket, out_key, thumb.body, thumb.content_type, metadata, job.cache_control)
-        written.append(ThumbnailInfo(out_key, thumb.width, thumb.height, len(thumb.body), thumb.content_type))
+    objects = [NewObject(job.layout.thumbnail_key(key, thumb.box), thumb.body, thumb.content_type,
+                         {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint,
+                          SIZE_META: f"{thumb.width}x{thumb.height}"})
+               for thumb in thumbnails]
+    storage.put_all(out_bucket, objects, job.cache_control)  # the sizes are uploaded at once
+    written = [ThumbnailInfo(obj.key, thumb.width, thumb.height, len(thumb.body), thumb.content_type)
+               for obj, thumb in zip(objects, thumbnails, strict=True)]
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         storage.delete(out_bucket, [t.key for t in written])  # the source went away while we wrote
         return gone
