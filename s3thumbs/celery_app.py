@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from celery import Celery
@@ -157,7 +157,9 @@ class _Link:
     def _open(self) -> Any:
         # RabbitMQ: confirms are selected on the channel below and awaited per batch, not per message.
         options = {"confirm_publish": False} if self._confirms else {}
-        connection = self._app.connection_for_write(transport_options=options)
+        redis = self._app.conf.broker_url.startswith(("redis://", "rediss://"))
+        connection = self._app.connection_for_write(transport_options=options,
+                                                    transport=_redis_transport() if redis else None)
         self._connection = connection
         connection.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT)
         producer = self._app.amqp.Producer(connection)
@@ -207,6 +209,30 @@ class _Link:
 
     def _refused(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked.append(delivery_tag)
+
+
+def _redis_transport() -> Any:
+    """kombu's Redis transport, keeping one Redis client per channel instead of building one for every
+    publish or batch (about 90 µs each, a fifth of the receiver's time per event). A redis-py client
+    holds no connection of its own (the channel's pool does) and is thread-safe, so keeping it is safe."""
+    from kombu.transport import redis as kombu_redis
+
+    class KeptClientChannel(kombu_redis.Channel):
+        _kept_client: Any = None
+
+        @contextlib.contextmanager
+        def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+            if client is None:
+                if self._kept_client is None:
+                    with super().conn_or_acquire() as created:
+                        self._kept_client = created
+                client = self._kept_client
+            yield client
+
+    class Transport(kombu_redis.Transport):
+        Channel = KeptClientChannel
+
+    return Transport
 
 
 def broker_ready(app: Celery) -> bool:
