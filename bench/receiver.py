@@ -1,0 +1,474 @@
+"""Receiver benchmark: events/s of the real receiver against a bare loop of Celery publishes.
+
+In one run, for each broker: (a) a bare loop in one thread calling the project's Celery app
+``send_task`` with the task name, queue, arguments and keyword arguments the receiver publishes
+(and the publish retry policy of ``s3thumbs.celery_app``); (b) the receiver started as users start it
+(``s3thumbs receiver``, one process), fed MinIO-shaped webhook POSTs, one record per request,
+distinct keys, by keep-alive HTTP clients running in a separate process. Every event either side
+published is then looked for on the broker, by key, and the queue is emptied. Prints Markdown. Run
+from the repository root, with no worker consuming the broker:
+
+    python bench/receiver.py [--events N] [--passes 3] [--broker redis://...|amqp://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from celery import Celery
+
+from s3thumbs import celery_app
+from s3thumbs.config import Settings
+
+DEFAULT_BROKERS = ("redis://127.0.0.1:6379/1", "amqp://guest:guest@127.0.0.1:5672//")
+TOKEN = "bench-token"
+BUCKET = "uploads"
+ETAG = "430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9"
+
+
+# --- the load generator (a child process) ------------------------------------------------------
+
+
+def minio_body(key: str) -> bytes:
+    """One MinIO webhook notification for one new object, as MinIO posts it."""
+    encoded = key.replace("/", "%2F")
+    record = {
+        "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
+        "eventTime": "2026-01-01T12:00:00.123Z", "eventName": "s3:ObjectCreated:Put",
+        "userIdentity": {"principalId": "minioadmin"},
+        "requestParameters": {"principalId": "minioadmin", "region": "", "sourceIPAddress": "172.18.0.1"},
+        "responseElements": {"x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
+                             "x-amz-request-id": "1876A0B2C3D4E5F6",
+                             "x-minio-deployment-id": "5b4a6e1f-0c1d-4b8e-9f2a-3c4d5e6f7a8b",
+                             "x-minio-origin-endpoint": "http://172.18.0.2:9000"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
+               "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "minioadmin"},
+                          "arn": f"arn:aws:s3:::{BUCKET}"},
+               "object": {"key": encoded, "size": 6474, "eTag": ETAG, "contentType": "image/jpeg",
+                          "userMetadata": {"content-type": "image/jpeg"}, "sequencer": "1876A0B2C3D4E5F6"}},
+        "source": {"host": "172.18.0.1", "port": "",
+                   "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70 mc/RELEASE.2025-08-13T08-35-41Z"},
+    }
+    return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{BUCKET}/{encoded}",
+                       "Records": [record]}).encode()
+
+
+def keys_for(run: str, count: int) -> list[str]:
+    return [f"bench/{run}/{i:07d}.jpg" for i in range(count)]
+
+
+def http_request(port: int, key: str) -> bytes:
+    body = minio_body(key)
+    head = (f"POST /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: MinIO (linux; amd64) minio-go/v7\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _client(port: int, requests: list[tuple[int, bytes]], statuses: list[int]) -> None:
+    """One keep-alive connection sending its requests one after another, each after the last answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for index, request in requests:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            statuses[index] = int(lines[0].split(b" ", 2)[1])
+    finally:
+        writer.close()
+
+
+async def _load(port: int, requests: list[bytes], clients: int) -> tuple[list[int], float]:
+    statuses = [0] * len(requests)
+    shares: list[list[tuple[int, bytes]]] = [[] for _ in range(clients)]
+    for index, request in enumerate(requests):
+        shares[index % clients].append((index, request))
+    started = time.perf_counter()
+    await asyncio.gather(*(_client(port, share, statuses) for share in shares))
+    return statuses, time.perf_counter() - started
+
+
+def load_child(port: int, run: str, count: int, clients: int) -> None:
+    """POST ``count`` events from ``clients`` connections; print statuses, wall and CPU seconds as JSON."""
+    requests = [http_request(port, key) for key in keys_for(run, count)]
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent samples the receiver's CPU clock, then says go
+    cpu = time.process_time()
+    statuses, seconds = asyncio.run(_load(port, requests, clients))
+    print(json.dumps({"statuses": statuses, "seconds": seconds, "cpu": time.process_time() - cpu}))
+
+
+NULL_RESPONSE = b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def _null_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.partition(b":")[2]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            writer.write(NULL_RESPONSE)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def null_server(port: int) -> None:
+    """An HTTP server that answers every request at once: the load generator's own ceiling."""
+
+    async def serve() -> None:
+        server = await asyncio.start_server(_null_connection, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# --- the receiver under test -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Receiver:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Receiver]:
+    """A server subprocess, once it answers GET /healthz on ``port``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{command[2:4]} exited {process.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 2"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{command[2:4]} did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        yield Receiver(process, port, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def receiver(broker: str, directory: Path) -> contextlib.AbstractContextManager[Receiver]:
+    """``s3thumbs receiver`` on a free loopback port, as a user starts it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("S3THUMBS_")}
+    env.update(S3THUMBS_BROKER_URL=broker, S3THUMBS_RESULT_BACKEND="", S3THUMBS_AUTH_TOKEN=TOKEN)
+    return serving([sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(port)],
+                   env, port, directory / "receiver.log")
+
+
+def load_generator_ceiling(events: int, clients: int) -> Load:
+    """The load generator against a server that answers every request at once."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp, \
+            serving([sys.executable, __file__, "--null-server", str(port)], dict(os.environ), port,
+                    Path(tmp) / "null.log") as target:
+        post_events(target, "warm-up", min(500, events), clients)
+        return post_events(target, "ceiling", events, clients)[0]
+
+
+@dataclass
+class Load:
+    accepted: int
+    refused: dict[int, int]
+    rate: float
+    client_cpu: float  # load generator CPU seconds per wall second
+    receiver_cpu: float  # receiver CPU seconds per wall second
+
+    @property
+    def cpu_per_event(self) -> float:
+        """Receiver CPU µs per accepted event."""
+        return self.receiver_cpu / self.rate * 1e6 if self.rate else float("nan")
+
+
+def post_events(target: Receiver, run: str, count: int, clients: int) -> tuple[Load, list[str]]:
+    """Feed ``count`` events from a separate process; the load, and the keys that got a 2xx."""
+    child = subprocess.Popen([sys.executable, __file__, "--load-child", str(target.port), run, str(count),
+                              str(clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise SystemExit("the load generator failed to start")
+    cpu = _cpu_seconds(target.process.pid)
+    output, _ = child.communicate("go\n")
+    receiver_cpu = _cpu_seconds(target.process.pid) - cpu
+    if child.returncode:
+        raise SystemExit(f"the load generator failed ({child.returncode})")
+    result = json.loads(output)
+    statuses: list[int] = result["statuses"]
+    keys = keys_for(run, count)
+    accepted = [key for key, status in zip(keys, statuses, strict=True) if 200 <= status < 300]
+    refused: dict[int, int] = {}
+    for status in statuses:
+        if not 200 <= status < 300:
+            refused[status] = refused.get(status, 0) + 1
+    seconds = result["seconds"]
+    return Load(len(accepted), refused, len(accepted) / seconds, result["cpu"] / seconds,
+                receiver_cpu / seconds), accepted
+
+
+# --- the bare loop -----------------------------------------------------------------------------
+
+
+def bare_loop(app: Celery, run: str, count: int) -> tuple[float, float, list[str]]:
+    """``send_task`` in a loop in one thread, as the receiver would publish each event.
+
+    Returns events/s, CPU µs per event of that thread, and the keys published.
+    """
+    keys = keys_for(run, count)
+    done: list[tuple[float, float]] = []
+
+    def loop() -> None:
+        started, cpu = time.perf_counter(), time.thread_time()
+        for key in keys:
+            app.send_task(celery_app.THUMBNAIL_TASK, args=[BUCKET, key], kwargs={"etag": ETAG},
+                          queue=celery_app.QUEUE, task_id=str(uuid.uuid4()), retry=True,
+                          retry_policy=celery_app.PUBLISH_RETRY)
+        done.append((time.perf_counter() - started, time.thread_time() - cpu))
+
+    # A warm-up publish outside the timing: connection, declarations.
+    app.send_task(celery_app.THUMBNAIL_TASK, args=[BUCKET, f"bench/{run}/warm-up.jpg"], queue=celery_app.QUEUE)
+    thread = threading.Thread(target=loop)
+    thread.start()
+    thread.join()
+    seconds, cpu = done[0]
+    return count / seconds, cpu / count * 1e6, [*keys, f"bench/{run}/warm-up.jpg"]
+
+
+# --- the broker --------------------------------------------------------------------------------
+
+
+class Broker:
+    """Counts, checks and empties the ``s3thumbs`` queue of one broker."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.kind = "Redis" if url.startswith(("redis://", "rediss://")) else "RabbitMQ"
+
+    def check_idle(self) -> None:
+        """Refuse to run on a broker that holds tasks or has a consumer: the counts would be wrong."""
+        if self.kind == "Redis":
+            import redis
+
+            with redis.Redis.from_url(self.url) as client:
+                if client.dbsize():
+                    raise SystemExit(f"{self.url} is not empty: give the benchmark a Redis database of its own")
+            return
+        from kombu import Connection
+
+        with Connection(self.url) as connection:
+            _, messages, consumers = connection.default_channel.queue_declare(
+                celery_app.QUEUE, durable=True, auto_delete=False)
+        if messages or consumers:
+            raise SystemExit(f"queue {celery_app.QUEUE!r} on {self.url} has {messages} message(s) and "
+                             f"{consumers} consumer(s): stop any worker and empty it first")
+
+    def take(self) -> tuple[int, set[str]]:
+        """(messages in the queue, the object keys they carry); empties the queue."""
+        if self.kind == "Redis":
+            import redis
+
+            with redis.Redis.from_url(self.url) as client:
+                raw = client.lrange(celery_app.QUEUE, 0, -1)
+                client.delete(celery_app.QUEUE)
+            keys = [json.loads(base64.b64decode(json.loads(m)["body"]))[0][1] for m in raw]
+            return len(keys), set(keys)
+        from kombu import Connection
+
+        keys = []
+        with Connection(self.url) as connection:
+            channel = connection.default_channel
+            while (message := channel.basic_get(celery_app.QUEUE, no_ack=True)) is not None:
+                keys.append(json.loads(message.body)[0][1])
+        return len(keys), set(keys)
+
+    def clean_up(self) -> None:
+        if self.kind == "Redis":
+            import redis
+
+            with redis.Redis.from_url(self.url) as client:
+                client.flushdb()
+        else:
+            self.take()
+
+    def verify(self, accepted: list[str], what: str) -> str:
+        """Check that every accepted event is on the broker (and empty it); a short report."""
+        count, keys = self.take()
+        missing = set(accepted) - keys
+        if missing:
+            raise SystemExit(f"{what}: {len(missing)} of {len(accepted)} accepted event(s) are not on the broker, "
+                             f"e.g. {sorted(missing)[:3]}")
+        extra = f", and {count - len(accepted)} more" if count > len(accepted) else ""
+        return f"all {len(accepted)} on the broker{extra}"
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine skews every number."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    packages = ", ".join(f"{name} {_version(name)}" for name in
+                         ("celery", "kombu", "redis", "amqp", "uvicorn", "starlette", "httptools", "uvloop"))
+    return f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; {packages}"
+
+
+def server_version(broker: Broker) -> str:
+    if broker.kind == "Redis":
+        import redis
+
+        with redis.Redis.from_url(broker.url) as client:
+            return f"Redis {client.info('server')['redis_version']}"
+    from kombu import Connection
+
+    with Connection(broker.url) as connection:
+        connection.connect()
+        version = connection.connection.server_properties.get("version", "?")
+    return f"RabbitMQ {version.decode() if isinstance(version, bytes) else version}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000, help="events per measurement (default 5000)")
+    parser.add_argument("--passes", type=int, default=3, help="passes per broker (default 3)")
+    parser.add_argument("--clients", type=int, default=4, help="keep-alive HTTP connections (default 4)")
+    parser.add_argument("--broker", action="append",
+                        help=f"broker URL, repeatable (default: {' and '.join(DEFAULT_BROKERS)})")
+    parser.add_argument("--load-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--null-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load_child:
+        port, run, count, clients = args.load_child
+        load_child(int(port), run, int(count), int(clients))
+        return
+    if args.null_server:
+        null_server(args.null_server)
+        return
+
+    print(f"Machine: {machine()}\n")
+    print(f"{args.events} events per measurement, {args.passes} passes per broker, {args.clients} keep-alive "
+          "clients; ratios taken within each pass, then the median over passes. Load average at the start: "
+          f"{load_average()}.\n")
+    ceiling = load_generator_ceiling(args.events, args.clients)
+    print(f"Load generator alone, against a server that answers at once: {ceiling.rate:,.0f} requests/s, "
+          f"load generator CPU {ceiling.client_cpu:.2f}.\n")
+    rows = []
+    for url in args.broker or DEFAULT_BROKERS:
+        broker = Broker(url)
+        broker.check_idle()
+        print(f"## {broker.kind} ({server_version(broker)}, `{url}`)\n")
+        passes: list[tuple[float, float, Load]] = []
+        app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
+        try:
+            with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp, receiver(url, Path(tmp)) as target:
+                _, accepted = post_events(target, "warm-up", min(500, args.events), args.clients)
+                broker.verify(accepted, "warm-up")
+                for n in range(args.passes):
+                    run = uuid.uuid4().hex[:8]
+                    # Alternate the order, so that neither side always runs on a warmer machine.
+                    order = ("bare", "receiver") if n % 2 == 0 else ("receiver", "bare")
+                    for side in order:
+                        if side == "bare":
+                            bare, bare_cpu, published = bare_loop(app, f"{run}-bare", args.events)
+                            bare_check = broker.verify(published, "bare loop")
+                        else:
+                            load, accepted = post_events(target, f"{run}-receiver", args.events, args.clients)
+                            receiver_check = broker.verify(accepted, "receiver")
+                    passes.append((bare, bare_cpu, load))
+                    refused = ", ".join(f"{count}× {status}" for status, count in sorted(load.refused.items()))
+                    print(f"- pass {n + 1}: bare {bare:,.0f}/s ({bare_check}); receiver {load.rate:,.0f}/s "
+                          f"({load.accepted} 2xx{', ' + refused if refused else ''}; {receiver_check}); "
+                          f"ratio {load.rate / bare:.2f}; CPU µs per event: bare {bare_cpu:.0f}, receiver "
+                          f"{load.cpu_per_event:.0f}; CPU per wall second: receiver {load.receiver_cpu:.2f}, "
+                          f"load generator {load.client_cpu:.2f}; load average {load_average()}")
+        finally:
+            broker.clean_up()
+        print()
+        rows.append((broker.kind, passes))
+
+    print("## Events/s (median over passes)\n")
+    print(f"| broker | bare `send_task` loop, 1 thread | receiver, 1 process, {args.clients} clients | receiver / bare "
+          "| CPU µs per event, bare | CPU µs per event, receiver | receiver CPU | load generator CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, passes in rows:
+        def median(values: Iterator[float]) -> float:
+            return statistics.median(list(values))
+
+        print(f"| {kind} | {median(b for b, _, _ in passes):,.0f} | {median(load.rate for _, _, load in passes):,.0f} "
+              f"| {median(load.rate / b for b, _, load in passes):.2f}× | {median(c for _, c, _ in passes):.0f} "
+              f"| {median(load.cpu_per_event for _, _, load in passes):.0f} "
+              f"| {median(load.receiver_cpu for _, _, load in passes):.2f} "
+              f"| {median(load.client_cpu for _, _, load in passes):.2f} |")
+    print("\nCPU µs per event: CPU time of the publishing thread (bare) or of the whole receiver process, divided "
+          "by the events it published. Receiver CPU, load generator CPU: CPU seconds per wall second of each "
+          "process (1.00 = one core busy).")
+
+
+if __name__ == "__main__":
+    main()
