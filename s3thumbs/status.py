@@ -1,0 +1,97 @@
+"""What happened to recent uploads: one small record per source in Redis, for the gallery.
+
+The store lives in the result backend's Redis and forgets by itself (a TTL on every record, and
+only the newest ``keep`` sources are indexed). It is a window for people, not a ledger: writing
+to it never decides whether work happens, so a failure to write is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+RECENT = "s3thumbs:recent"
+RECORD_PREFIX = "s3thumbs:status:"
+TTL_SECONDS = 7 * 24 * 3600
+KEEP = 1000
+STATUSES = ("queued", "written", "current", "skipped", "failed", "deleted", "gone")
+
+
+@dataclass(frozen=True)
+class Record:
+    """The last thing that happened to one source object."""
+
+    bucket: str
+    key: str
+    status: str
+    reason: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    thumbnails: tuple[dict[str, Any], ...] = ()
+    ms: float | None = None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def member(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "thumbnails": list(self.thumbnails)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Record:
+        data = json.loads(text)
+        data["thumbnails"] = tuple(data.get("thumbnails") or ())
+        return cls(**data)
+
+
+class StatusStore:
+    """Records in Redis: ``s3thumbs:status:{bucket}/{key}`` plus a time-ordered index."""
+
+    def __init__(self, client: redis.Redis, ttl: int = TTL_SECONDS, keep: int = KEEP) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.keep = keep
+
+    @classmethod
+    def from_backend(cls, url: str | None) -> StatusStore | None:
+        """The store in the result backend's Redis, or None when the backend is off or not Redis."""
+        if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        return cls(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+
+    def save(self, records: Iterable[Record]) -> None:
+        """Write records in one round trip; log and carry on when Redis does not answer."""
+        batch = list(records)
+        if not batch:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for record in batch:
+            pipe.set(RECORD_PREFIX + record.member, record.to_json(), ex=self.ttl)
+            pipe.zadd(RECENT, {record.member: record.at})
+        pipe.zremrangebyrank(RECENT, 0, -self.keep - 1)
+        pipe.expire(RECENT, self.ttl)
+        try:
+            pipe.execute()
+        except redis.RedisError as e:
+            logger.warning("status store: could not record %d objects: %s", len(batch), e)
+
+    def recent(self, limit: int = 60) -> list[Record]:
+        """The newest records first; sources whose record expired are dropped from the index."""
+        found: list[Any] = self.client.zrevrange(RECENT, 0, limit - 1)
+        members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
+        if not members:
+            return []
+        texts: list[Any] = self.client.mget([RECORD_PREFIX + m for m in members])
+        expired = [m for m, text in zip(members, texts, strict=True) if text is None]
+        if expired:
+            self.client.zrem(RECENT, *expired)
+        return [Record.from_json(text) for text in texts if text is not None]
