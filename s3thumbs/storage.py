@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from functools import partial
+from typing import IO, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -21,10 +22,12 @@ from botocore.exceptions import ClientError
 
 from s3thumbs.errors import BadImage, Forbidden, PermanentFailure, SourceChanged
 
+T = TypeVar("T")
+
 # Sources up to this size stay in memory while they are read; larger ones spill to disk.
 SPOOL_MAX_MEMORY = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
-# Small objects written at once by put_all: one thread each, up to this many.
+# Requests made at once by put_all and head_all: one thread each, up to this many.
 UPLOAD_THREADS = 4
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
@@ -138,23 +141,30 @@ class Storage:
         Each is one PUT, as ``put`` makes it. If any fails, the first failure (in the order given)
         is raised, once the others have finished: none is left running in the background.
         """
-        if len(objects) < 2 or self.upload_threads < 2:
-            for obj in objects:
-                self.put(bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
-            return
-        pool = self._upload_pool()
-        futures = [pool.submit(self.put, bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
-                   for obj in objects]
-        wait(futures)
-        for future in futures:
-            future.result()
+        calls = [partial(self.put, bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
+                 for obj in objects]
+        for answer in self._at_once(calls):
+            if isinstance(answer, Exception):
+                raise answer
 
-    def _upload_pool(self) -> ThreadPoolExecutor:
-        # Threads do not survive a fork: a child process makes its own pool.
+    def head_all(self, objects: Sequence[tuple[str, str]]) -> list[ObjectInfo | None | Exception]:
+        """HEAD these (bucket, key) objects, several requests at once, once every request has ended.
+
+        Each answer is what ``head`` returns for it, or the exception it raised: the caller decides
+        which failures matter.
+        """
+        return self._at_once([partial(self.head, bucket, key) for bucket, key in objects])
+
+    def _at_once(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run these calls in the pool (one after another with fewer than 2 threads); each result or exception."""
+        if len(calls) < 2 or self.upload_threads < 2:
+            return [_outcome(call) for call in calls]
         if self._uploads is None or self._uploads_pid != os.getpid():
-            self._uploads = ThreadPoolExecutor(self.upload_threads, thread_name_prefix="s3thumbs-upload")
+            # Threads do not survive a fork: a child process makes its own pool.
+            self._uploads = ThreadPoolExecutor(self.upload_threads, thread_name_prefix="s3thumbs-io")
             self._uploads_pid = os.getpid()
-        return self._uploads
+        futures = [self._uploads.submit(_outcome, call) for call in calls]
+        return [future.result() for future in futures]
 
     def delete(self, bucket: str, keys: list[str]) -> None:
         """Delete these keys; missing ones are fine."""
@@ -169,6 +179,13 @@ class Storage:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], None, {})
+
+
+def _outcome(call: Callable[[], T]) -> T | Exception:
+    try:
+        return call()
+    except Exception as e:  # handed to the caller, who raises it
+        return e
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
-from s3thumbs.storage import NewObject, Storage
+from s3thumbs.storage import NewObject, ObjectInfo, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,17 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     where = {"bucket": bucket, "key": key}
     if ignored := _ignored(job, bucket, key):
         return ignored
-    source = storage.head(bucket, key)
+    # The source and its first thumbnail are looked at at once (one round trip instead of two).
+    out_bucket = job.layout.output_bucket(bucket)
+    source, first = storage.head_all([(bucket, key), (out_bucket, job.layout.thumbnail_key(key, job.spec.sizes[0]))])
+    if isinstance(source, Exception):
+        raise source
     if source is None:
         logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
-    current = _current_thumbnails(storage, job, bucket, key, source.etag)
+    if isinstance(first, Exception):
+        raise first
+    current = _current_thumbnails(storage, job, bucket, key, source.etag, first)
     if current is not None:
         logger.info("s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag,
                     extra=where)
@@ -86,7 +92,6 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         thumbnails = render(file, job.spec)
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         return gone
-    out_bucket = job.layout.output_bucket(bucket)
     objects = [NewObject(job.layout.thumbnail_key(key, thumb.box), thumb.body, thumb.content_type,
                          {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint,
                           SIZE_META: f"{thumb.width}x{thumb.height}"})
@@ -142,18 +147,29 @@ def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
     return None
 
 
-def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str,
-                        etag: str) -> list[ThumbnailInfo] | None:
-    """The thumbnails, if every size exists and was made from this eTag with these settings."""
-    found = []
+def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str, etag: str,
+                        first: ObjectInfo | None) -> list[ThumbnailInfo] | None:
+    """The thumbnails, if every size exists and was made from this eTag with these settings.
+
+    ``first`` is what a HEAD of the first size's thumbnail found; the other sizes are looked at,
+    all at once, only when it is current.
+    """
     out_bucket = job.layout.output_bucket(bucket)
-    for size in job.spec.sizes:
-        info = storage.head(out_bucket, job.layout.thumbnail_key(key, size))
-        if info is None or info.metadata.get(ETAG_META) != etag \
-                or info.metadata.get(SETTINGS_META) != job.spec.fingerprint:
+    others = storage.head_all([(out_bucket, job.layout.thumbnail_key(key, size)) for size in job.spec.sizes[1:]]) \
+        if _made_from(first, job, etag) else []
+    found = []
+    for info in [first, *others]:
+        if isinstance(info, Exception):
+            raise info
+        if info is None or not _made_from(info, job, etag):
             return None
         width, _, height = info.metadata.get(SIZE_META, "").partition("x")
         if not (width.isdigit() and height.isdigit()):
             return None
         found.append(ThumbnailInfo(info.key, int(width), int(height), info.size, info.content_type or ""))
-    return found
+    return found if len(found) == len(job.spec.sizes) else None
+
+
+def _made_from(info: ObjectInfo | None, job: Job, etag: str) -> bool:
+    return info is not None and info.metadata.get(ETAG_META) == etag \
+        and info.metadata.get(SETTINGS_META) == job.spec.fingerprint

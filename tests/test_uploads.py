@@ -1,4 +1,5 @@
-"""A task's thumbnails are uploaded at once, and every upload has ended when the task goes on."""
+"""A task makes its independent S3 requests at once (the thumbnails PUTs; the first two HEADs), and every
+request has ended when the task goes on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from s3thumbs.errors import Forbidden
 from s3thumbs.storage import NewObject, Storage
+from s3thumbs.thumbnailer import make_thumbnails
 
 OBJECTS = [NewObject(f"thumbnails/{n}x{n}/p.jpg", b"x" * n, "image/jpeg", {"s3thumbs-size": f"{n}x{n}"})
            for n in (128, 512, 1024)]
@@ -90,3 +92,70 @@ def test_a_forked_child_gets_a_pool_of_its_own():
     storage.put_all("photos", OBJECTS)
 
     assert storage._uploads is not parent_pool
+
+
+def test_head_all_answers_in_order_at_once_with_each_failure_handed_back():
+    client = SlowClient(delay=0.2)
+    answers = {"a.jpg": {"ETag": '"a"', "ContentLength": 1, "Metadata": {}},
+               "gone.jpg": ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}},
+                                       "HeadObject"),
+               "denied.jpg": ClientError({"Error": {"Code": "403"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+                                         "HeadObject")}
+
+    def head_object(Bucket: str, Key: str) -> dict[str, Any]:
+        client.put_object(Key=Key)  # counts and waits like a request
+        if isinstance(answer := answers[Key], Exception):
+            raise answer
+        return answer
+
+    client.head_object = head_object  # type: ignore[attr-defined]
+    found = Storage(client).head_all([("photos", "a.jpg"), ("photos", "gone.jpg"), ("photos", "denied.jpg")])
+
+    assert client.most_at_once == 3
+    assert [getattr(f, "etag", f) for f in found[:2]] == ["a", None]
+    assert isinstance(found[2], Forbidden)
+
+
+@pytest.fixture
+def slow_heads(s3):
+    """Every HEAD through the test client takes 0.2 s; records how many ran at once."""
+    seen = {"running": 0, "most": 0, "keys": []}
+    lock = threading.Lock()
+
+    def before(params: dict[str, Any], **_: Any) -> None:
+        with lock:
+            seen["running"] += 1
+            seen["most"] = max(seen["most"], seen["running"])
+            seen["keys"].append(params["Key"])
+        time.sleep(0.2)
+        with lock:
+            seen["running"] -= 1
+
+    s3.meta.events.register("before-parameter-build.s3.HeadObject", before)
+    return seen
+
+
+def test_the_source_and_its_first_thumbnail_are_looked_at_at_once(s3, storage, slow_heads):
+    from tests import images
+    from tests.test_thumbnailer import make_job
+
+    s3.put_object(Bucket="photos", Key="p.jpg", Body=images.jpeg(300, 200))
+
+    outcome = make_thumbnails(storage, make_job(), "photos", "p.jpg")
+
+    assert outcome.status == "written"
+    assert slow_heads["most"] == 2
+    assert sorted(slow_heads["keys"][:2]) == sorted(["p.jpg", f"thumbnails/{make_job().spec.sizes[0]}/p.jpg"])
+
+
+def test_a_gone_source_is_gone_even_if_looking_at_its_thumbnail_failed(s3, storage):
+    from tests.test_thumbnailer import make_job
+
+    def refuse_thumbnails(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"].startswith("thumbnails/"):
+            raise ClientError({"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                              "HeadObject")
+
+    s3.meta.events.register("before-parameter-build.s3.HeadObject", refuse_thumbnails)
+
+    assert make_thumbnails(storage, make_job(), "photos", "never/uploaded.jpg").status == "gone"
