@@ -6,6 +6,7 @@ Imports no Pillow, so the receiver stays light.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -106,7 +107,7 @@ def publish(app: Celery, events: Sequence[ObjectEvent]) -> None:
 
 
 class Publisher:
-    """Publishes batches of events over one connection it holds; for one thread at a time.
+    """Publishes batches of events over connections it holds, one per calling thread.
 
     A call returns only once every event of its batch is on the broker, and raises otherwise. On Redis a
     batch goes in one pipeline round trip; on RabbitMQ every message of a batch is sent, then the broker's
@@ -117,22 +118,33 @@ class Publisher:
     """
 
     def __init__(self, app: Celery) -> None:
-        self._link = _Link(app, app.conf.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")))
+        self._app = app
+        self.confirms = app.conf.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+        self._local = threading.local()
 
     def __call__(self, events: Sequence[ObjectEvent]) -> None:
+        link = self._link()
         try:
-            self._link.publish(events)
+            link.publish(events)
         except Exception:
-            self._link.close()
+            link.close()
             try:
-                self._link.publish(events)
+                link.publish(events)
             except Exception:
-                self._link.close()
+                link.close()
                 raise
 
     def close(self) -> None:
-        """Drop the connection; the next call opens a new one."""
-        self._link.close()
+        """Drop the calling thread's connection; its next call opens a new one."""
+        link: _Link | None = getattr(self._local, "link", None)
+        if link is not None:
+            link.close()
+
+    def _link(self) -> _Link:
+        link: _Link | None = getattr(self._local, "link", None)
+        if link is None:
+            link = self._local.link = _Link(self._app, self.confirms)
+        return link
 
 
 class _Link:

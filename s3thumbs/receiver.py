@@ -98,27 +98,32 @@ class _Waiter:
 
 
 class Batcher:
-    """Publishes the events of concurrent requests together, from one thread of its own.
+    """Publishes the events of concurrent requests together, from publisher threads of its own.
 
     Each request hands its events over and waits. The requests that reach that point in the same turn
-    of the event loop are handed to the publisher thread together; the thread takes every batch waiting
+    of the event loop are handed to the publisher threads together; a thread takes every batch waiting
     (up to ``max_events`` events), calls ``publish`` once with all their events, and only when that call
     has returned wakes each of those requests: a request's 2xx still means its own events are on the
     broker. When the call raises, every request of that batch gets the error. A request that gave up
-    waiting (its deadline passed) before the thread reached it is not published. The thread ends after
-    ``idle_seconds`` without work; the next request starts another. ``publish`` is never called from
-    two threads at once.
+    waiting (its deadline passed) before a thread reached it is not published.
+
+    Up to ``threads`` threads publish at once: more than one helps only where each call waits long for
+    the broker (RabbitMQ's confirms), and then ``publish`` must be thread-safe. A thread ends after
+    ``idle_seconds`` without work, calling ``publish.close()`` if there is one; the next request starts
+    another.
     """
 
-    def __init__(self, publish: Publish, *, max_events: int = MAX_BATCH_EVENTS,
+    def __init__(self, publish: Publish, *, threads: int = 1, max_events: int = MAX_BATCH_EVENTS,
                  idle_seconds: float = PUBLISHER_IDLE_SECONDS) -> None:
         self._publish = publish
+        self._max_threads = threads
         self._max_events = max_events
         self._idle_seconds = idle_seconds
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
         self._pending: queue.SimpleQueue[list[_Waiter] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._running = 0  # publisher threads alive
+        self._idle = 0  # of which waiting for work
 
     async def publish(self, events: Sequence[ObjectEvent]) -> None:
         """Return once ``events`` are on the broker; raise what ``publish`` raised when they are not."""
@@ -127,7 +132,7 @@ class Batcher:
         gathering = self._gathering.get(loop)
         if gathering is None:
             # Hand over once the requests ready in this turn of the loop have joined: one wake-up of
-            # the publisher thread for all of them, not one each.
+            # a publisher thread for all of them, not one each.
             gathering = self._gathering[loop] = []
             loop.call_soon(self._hand_over, loop)
         gathering.append(waiter)
@@ -137,32 +142,44 @@ class Batcher:
             waiter.abandoned = True  # published or not, nobody waits for it any more
 
     def close(self) -> None:
-        """Let the publisher thread end once it has published what is waiting."""
+        """Let the publisher threads end once they have published what is waiting."""
         with self._lock:
-            if self._thread is not None:
+            for _ in range(self._running):
                 self._pending.put(None)
-                self._thread = None
+            self._running = self._idle = 0
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         waiters = self._gathering.pop(loop)
         with self._lock:
             self._pending.put(waiters)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="s3thumbs-publisher", daemon=True)
-                self._thread.start()
+            if self._idle == 0 and self._running < self._max_threads:
+                self._running += 1
+                self._idle += 1  # waiting for work until it has taken some
+                threading.Thread(target=self._run, name="s3thumbs-publisher", daemon=True).start()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            close = getattr(self._publish, "close", None)
+            if close is not None:
+                close()
+
+    def _serve(self) -> None:
         while True:
             try:
                 first = self._pending.get(timeout=self._idle_seconds)
             except queue.Empty:
                 with self._lock:
                     if self._pending.empty():
-                        self._thread = None
+                        self._running -= 1
+                        self._idle -= 1
                         return
                 continue
             if first is None:
                 return
+            with self._lock:
+                self._idle -= 1
             batch, stop = list(first), False
             size = sum(len(waiter.events) for waiter in batch)
             while size < self._max_events:
@@ -178,6 +195,8 @@ class Batcher:
             self._publish_batch([waiter for waiter in batch if not waiter.abandoned])
             if stop:
                 return
+            with self._lock:
+                self._idle += 1
 
     def _publish_batch(self, batch: list[_Waiter]) -> None:
         if not batch:
@@ -210,13 +229,13 @@ def _settle(waiters: list[_Waiter], error: Exception | None) -> None:
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
                confirm: Confirm | None = None, verify: Verify | None = None,
-               publish_timeout: float = PUBLISH_TIMEOUT) -> Starlette:
+               publish_timeout: float = PUBLISH_TIMEOUT, publisher_threads: int = 1) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot.
 
-    ``publish`` is called from one thread of its own, with the events of every request waiting for the
-    broker at that moment (see Batcher).
+    ``publish`` is called from ``publisher_threads`` threads of its own, with the events of the requests
+    waiting for the broker at that moment (see Batcher); with more than one it must be thread-safe.
     """
-    batcher = Batcher(publish)
+    batcher = Batcher(publish, threads=publisher_threads)
 
     async def events(request: Request) -> Response:
         if request.method == "HEAD":

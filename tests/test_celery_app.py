@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 
 import pytest
@@ -173,3 +174,34 @@ def test_the_publisher_raises_when_rabbitmq_refuses_part_of_a_batch(rabbitmq_fac
             publisher(events[2:])
     finally:
         publisher.close()
+
+
+def test_two_threads_can_publish_through_one_publisher_at_once(rabbitmq_server):
+    """The receiver runs two publisher threads on RabbitMQ: each must get a channel of its own."""
+    url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
+    app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
+    publisher = celery_app.Publisher(app)
+    events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(200)]
+    failures: list[BaseException] = []
+
+    def publish(share) -> None:
+        try:
+            for n in range(0, len(share), 4):
+                publisher(share[n:n + 4])
+        except BaseException as e:
+            failures.append(e)
+        finally:
+            publisher.close()
+
+    threads = [threading.Thread(target=publish, args=(events[n::2],)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with Connection(url) as connection:
+        channel = connection.default_channel
+        ids = set()
+        while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
+            ids.add(message.headers["id"])
+    assert ids == {celery_app.task_id(e) for e in events}

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from kombu import Connection
 
-from s3thumbs.receiver import create_app
+from s3thumbs.receiver import Batcher, create_app
 from tests.faults import minio_event
 from tests.services import empty_rabbitmq, receiver, s3thumbs_env
 
@@ -154,6 +154,53 @@ def test_health_answers_while_a_publish_is_held():
         assert (await first).status_code == 202
 
     run(create_app(broker), scenario)
+
+
+def test_with_two_publisher_threads_a_second_batch_goes_while_the_first_is_held():
+    broker = HeldBroker()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = post(client, "first.jpg")
+        await until(lambda: len(broker.calls) == 1, "the first publish")
+        second = post(client, "second.jpg")
+        await until(lambda: len(broker.calls) == 2, "a second publish while the first is held")
+        await asyncio.sleep(0.1)
+        assert not first.done() and not second.done()
+        broker.gate(1).set()
+        assert (await second).status_code == 202
+        assert not first.done(), "answered before its own publish returned"
+        broker.gate(0).set()
+        assert (await first).status_code == 202
+
+    run(create_app(broker, publisher_threads=2), scenario)
+    assert broker.calls == [["first.jpg"], ["second.jpg"]]
+    assert broker.published == ["second.jpg", "first.jpg"]
+
+
+def test_an_idle_publisher_thread_ends_and_closes_what_it_opened():
+    class Closing:
+        def __init__(self) -> None:
+            self.threads: list[threading.Thread] = []
+            self.closed: list[threading.Thread] = []
+
+        def __call__(self, events) -> None:
+            self.threads.append(threading.current_thread())
+
+        def close(self) -> None:
+            self.closed.append(threading.current_thread())
+
+    publish = Closing()
+    batcher = Batcher(publish, idle_seconds=0.2)
+
+    async def twice() -> None:
+        await batcher.publish([])
+        await asyncio.sleep(1)  # the thread ends meanwhile
+        await batcher.publish([])
+
+    asyncio.run(twice())
+    time.sleep(0.6)
+    assert len(publish.threads) == 2 and publish.threads[0] is not publish.threads[1], "a new thread for new work"
+    assert publish.closed == publish.threads, "each thread closed its own connection as it ended"
 
 
 # --- the real receiver, real brokers -----------------------------------------------------------
