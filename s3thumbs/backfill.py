@@ -1,71 +1,118 @@
-"""Backfill: find the images of a bucket that lack a thumbnail, and enqueue them."""
+"""Backfill: find the images of a bucket whose thumbnails are missing or stale, and enqueue them.
+
+Listing does the bulk of the work: a source lacking any size is missing. For a source with every
+size, one HEAD of a thumbnail tells whether it was made from the source's current eTag with the
+current settings. Sources that failed for good carry a marker and are left alone unless they
+changed since, or ``retry_failed`` is asked for. Reconciliation runs the same plan on a schedule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
+from s3thumbs import failures
 from s3thumbs.events import ObjectEvent
 from s3thumbs.keys import Layout, Size, is_image_key
 from s3thumbs.storage import ObjectInfo, Storage
+from s3thumbs.thumbnailer import ETAG_META, SETTINGS_META
 
 BATCH = 200
+LOOKUP_THREADS = 16
 
 Publish = Callable[[Sequence[ObjectEvent]], None]
-Progress = Callable[[Iterator[ObjectInfo]], Iterator[ObjectInfo]]
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """Wraps an iterable with a progress display (a total, when known, gives a rate and an ETA)."""
+
+    def __call__(self, items: Iterable[T], total: int | None, description: str) -> Iterable[T]: ...
+
+
+def no_progress(items: Iterable[T], total: int | None, description: str) -> Iterable[T]:
+    return items
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Where to look: the storage, the output layout and the sizes every source needs."""
+    """Where to look and what counts as current: storage, output layout, sizes, settings hash."""
 
     storage: Storage
     layout: Layout
     sizes: tuple[Size, ...]
-
-    def existing(self, bucket: str, prefix: str) -> set[str]:
-        """Source keys that have a thumbnail of every size (listed, not opened)."""
-        out_bucket = self.layout.output_bucket(bucket)
-        complete: set[str] | None = None
-        for size in self.sizes:
-            folder = self.layout.thumbnail_key("", size)
-            keys = {info.key[len(folder):] for info in self.storage.list_objects(out_bucket, folder + prefix)}
-            complete = keys if complete is None else complete & keys
-        return complete or set()
+    fingerprint: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Summary:
-    """What a backfill found and did."""
+    """What a backfill found and did (``enqueued`` is what a dry run would enqueue)."""
 
-    sources: int
-    complete: int
-    missing: int
+    sources: int = 0
+    current: int = 0
+    missing: int = 0
+    stale: int = 0
+    failed: int = 0  # marked failed for good, left alone
+    retried: int = 0  # marked failed for good, enqueued again (retry_failed)
+    enqueued: int = 0
+    keys: list[str] = field(default_factory=list)
+
+    def line(self, dry_run: bool) -> str:
+        verb = "would enqueue" if dry_run else "enqueued"
+        failed = f"{self.failed} failed for good (left alone; --retry-failed enqueues them)" if self.failed \
+            else f"{self.retried} failed for good, retried" if self.retried else "0 failed for good"
+        return (f"{self.sources} images: {self.current} current, {self.missing} missing, {self.stale} stale, "
+                f"{failed}; {verb} {self.enqueued}")
 
 
-def run(plan: Plan, bucket: str, prefix: str, publish: Publish | None,
-        progress: Progress = lambda items: items) -> Summary:
-    """List sources under ``prefix``; publish a task for each one lacking a thumbnail.
+def run(plan: Plan, bucket: str, prefix: str, publish: Publish | None, *, retry_failed: bool = False,
+        progress: Progress = no_progress) -> Summary:
+    """Publish a task for each image under ``prefix`` lacking current thumbnails; ``publish=None`` is a dry run."""
+    storage, layout = plan.storage, plan.layout
+    sources = [info for info in progress(storage.list_objects(bucket, prefix), None, "listing")
+               if not layout.is_output(bucket, info.key) and is_image_key(info.key)]
+    complete = _with_every_size(plan, bucket, prefix)
+    marked = failures.marked(storage, layout, bucket, prefix)
+    summary = Summary(sources=len(sources))
 
-    ``publish=None`` is a dry run.
-    """
-    complete = plan.existing(bucket, prefix)
-    sources = done = 0
+    def verdict(source: ObjectInfo) -> str:
+        if source.key not in complete:
+            if source.key in marked and failures.marked_etag(storage, layout, bucket, source.key) == source.etag:
+                return "retried" if retry_failed else "failed"
+            return "missing"
+        thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(source.key, plan.sizes[0]))
+        if thumb is None:  # deleted since it was listed
+            return "missing"
+        current = thumb.metadata.get(ETAG_META) == source.etag and thumb.metadata.get(SETTINGS_META) == plan.fingerprint
+        return "current" if current else "stale"
+
     batch: list[ObjectEvent] = []
-    missing = 0
-    for info in progress(plan.storage.list_objects(bucket, prefix)):
-        if plan.layout.is_output(bucket, info.key) or not is_image_key(info.key):
-            continue
-        sources += 1
-        if info.key in complete:
-            done += 1
-            continue
-        missing += 1
-        if publish is not None:
-            batch.append(ObjectEvent("created", bucket, info.key, "backfill", info.size, info.etag))
-            if len(batch) >= BATCH:
-                publish(batch)
-                batch = []
+    with ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="backfill") as pool:
+        checked = zip(sources, pool.map(verdict, sources), strict=True)
+        for source, outcome in progress(checked, len(sources), "checking"):
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+            if outcome in ("current", "failed"):
+                continue
+            summary.enqueued += 1
+            summary.keys.append(source.key)
+            if publish is not None:
+                batch.append(ObjectEvent("created", bucket, source.key, "backfill", source.size, source.etag))
+                if len(batch) >= BATCH:
+                    publish(batch)
+                    batch = []
     if batch and publish is not None:
         publish(batch)
-    return Summary(sources, done, missing)
+    return summary
+
+
+def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
+    """Source keys that have a thumbnail of every size (listed, not opened)."""
+    complete: set[str] | None = None
+    for size in plan.sizes:
+        folder = plan.layout.thumbnail_key("", size)
+        listed = plan.storage.list_objects(plan.layout.output_bucket(bucket), folder + prefix)
+        keys = {info.key[len(folder):] for info in listed}
+        complete = keys if complete is None else complete & keys
+    return complete or set()

@@ -12,9 +12,10 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
+from s3thumbs import failures
 from s3thumbs.celery_app import DELETE_TASK, THUMBNAIL_TASK
 from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
-from s3thumbs.errors import PermanentFailure, SourceChanged
+from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, SourceChanged
 from s3thumbs.imaging import RenderSpec
 from s3thumbs.storage import Storage, make_client
 from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnails
@@ -64,10 +65,13 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
             return action(storage(), job, bucket, key).to_dict()
         except PermanentFailure as e:
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, e, extra=where)
+            if isinstance(e, BadImage):
+                _leave_marker(storage(), job, bucket, key, str(e))
             raise
         except SoftTimeLimitExceeded as e:
             reason = f"took longer than the soft time limit ({settings.soft_time_limit:.0f} s)"
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
+            _leave_marker(storage(), job, bucket, key, reason)
             raise PermanentFailure(reason) from e
         except TRANSIENT as e:
             retries = task.request.retries
@@ -87,3 +91,14 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
     @app.task(name=DELETE_TASK, **options)
     def delete(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
         return run(self, delete_thumbnails, bucket, key)
+
+
+def _leave_marker(storage: Storage, job: Job, bucket: str, key: str, reason: str) -> None:
+    """Mark the source as failed for good, for backfill; a marker that cannot be written is only logged."""
+    try:
+        source = storage.head(bucket, key)
+        if source is not None:
+            failures.mark(storage, job.layout, bucket, key, source.etag, reason)
+    except (S3ThumbsError, *TRANSIENT) as e:
+        logger.warning("s3://%s/%s: could not leave a failure marker: %s", bucket, key, e,
+                       extra={"bucket": bucket, "key": key})

@@ -132,7 +132,8 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
                     extra={"bucket": bucket, "key": key})
         return Outcome(bucket, key, "current", source.etag)
     keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
-    storage.delete(job.layout.output_bucket(bucket), keys)
+    # The failure marker goes too: nothing is left to fail.
+    storage.delete(job.layout.output_bucket(bucket), [*keys, job.layout.failure_key(key)])
     logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys),
                 extra={"bucket": bucket, "key": key, "keys": keys})
     return Outcome(bucket, key, "deleted")

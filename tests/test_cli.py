@@ -10,6 +10,8 @@ from PIL import Image
 
 from s3thumbs import __version__
 from s3thumbs.cli import main
+from s3thumbs.imaging import RenderSpec
+from s3thumbs.keys import Size
 
 
 def jpeg(width: int, height: int) -> bytes:
@@ -73,12 +75,15 @@ def test_backfill_enqueues_only_images_lacking_thumbnails(runner, s3, redis_serv
     env = {"S3THUMBS_BROKER_URL": redis_server.url_for(4), "S3THUMBS_SIZES": "64x64"}
     for name in ("a.jpg", "b.jpg", "c.png", "d.jpg", "readme.txt"):
         s3.put_object(Bucket="photos", Key=f"in/{name}", Body=b"x")
-    s3.put_object(Bucket="photos", Key="thumbnails/64x64/in/a.jpg", Body=b"t")
+    etag = s3.head_object(Bucket="photos", Key="in/a.jpg")["ETag"].strip('"')
+    s3.put_object(Bucket="photos", Key="thumbnails/64x64/in/a.jpg", Body=b"t",
+                  Metadata={"s3thumbs-source-etag": etag,
+                            "s3thumbs-settings": RenderSpec((Size(64, 64),)).fingerprint})
     s3.put_object(Bucket="photos", Key="other/e.jpg", Body=b"x")
 
     dry = runner.invoke(main, ["backfill", "photos", "--prefix", "in/", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
-    assert "4 images, 1 with every thumbnail, would enqueue 3" in dry.output
+    assert "4 images: 1 current, 3 missing, 0 stale, 0 failed for good; would enqueue 3" in dry.output
     assert redis.llen("s3thumbs") == 0
 
     result = runner.invoke(main, ["backfill", "photos", "--prefix", "in/"], env=env)

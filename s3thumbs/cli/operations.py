@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable
+from typing import TypeVar
 
 import click
 
 from s3thumbs.cli import CONTEXT, configure_logging, load_settings, main
 from s3thumbs.errors import PermanentFailure
+
+T = TypeVar("T")
 
 
 @main.command(context_settings=CONTEXT)
@@ -41,11 +43,19 @@ def thumbnail(bucket: str, key: str) -> None:
 @click.argument("bucket")
 @click.option("--prefix", default="", help="Only sources under this prefix.")
 @click.option("--dry-run", is_flag=True, help="Count what would be enqueued; enqueue nothing.")
-def backfill(bucket: str, prefix: str, dry_run: bool) -> None:
-    """Enqueue a task for every image in BUCKET that lacks one of its thumbnails."""
+@click.option("--retry-failed", is_flag=True,
+              help="Also enqueue sources that failed for good (they carry a marker under OUTPUT_PREFIX/failed/).")
+def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> None:
+    """Enqueue every image in BUCKET whose thumbnails are missing or stale.
+
+    A source is current when every size exists and its thumbnails carry the source's eTag and the
+    current settings hash; anything else is enqueued. Sources that failed for good are left alone
+    until they change, unless --retry-failed. Prints a summary line at the end.
+    """
     from s3thumbs import backfill as backfilling
     from s3thumbs import celery_app
     from s3thumbs.storage import Storage, make_client
+    from s3thumbs.tasks import job_from
 
     settings = load_settings()
     configure_logging(settings.log_format, logging.WARNING)
@@ -53,17 +63,18 @@ def backfill(bucket: str, prefix: str, dry_run: bool) -> None:
         raise click.ClickException(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
     storage = Storage(make_client(settings.s3_endpoint_url))
     app = celery_app.create_app(settings, results=False)
-    plan = backfilling.Plan(storage, settings.layout, settings.sizes)
+    plan = backfilling.Plan(storage, settings.layout, settings.sizes, job_from(settings).spec.fingerprint)
     publish = None if dry_run else (lambda events: celery_app.publish(app, events))
-    summary = backfilling.run(plan, bucket, prefix, publish, progress=_progress)
-    verb = "would enqueue" if dry_run else "enqueued"
-    click.echo(f"{summary.sources} images, {summary.complete} with every thumbnail, {verb} {summary.missing}")
+    summary = backfilling.run(plan, bucket, prefix, publish, retry_failed=retry_failed, progress=_progress)
+    click.echo(summary.line(dry_run))
 
 
-def _progress(items: Iterator[Any]) -> Iterator[Any]:
+def _progress(items: Iterable[T], total: int | None, description: str) -> Iterable[T]:
     from tqdm import tqdm
 
-    return iter(tqdm(items, desc="sources", unit=" obj", file=sys.stderr, disable=None))
+    shown: Iterable[T] = tqdm(items, total=total, desc=description, unit=" obj", file=sys.stderr, disable=None)
+    return shown
+
 
 
 @main.command(context_settings=CONTEXT)
