@@ -19,6 +19,7 @@ from s3thumbs.events import ObjectEvent
 QUEUE = "s3thumbs"
 THUMBNAIL_TASK = "s3thumbs.thumbnail"
 DELETE_TASK = "s3thumbs.delete_thumbnails"
+RECONCILE_TASK = "s3thumbs.reconcile"
 TASK_NAMES = {"created": THUMBNAIL_TASK, "removed": DELETE_TASK}
 # A publish tries twice, each try bounded by the socket timeouts below, then raises.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}

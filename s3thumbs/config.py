@@ -107,6 +107,8 @@ class Settings:
             metrics_port=env.integer("METRICS_PORT", cls.metrics_port, maximum=65535),
             reconcile_interval=env.optional_integer("RECONCILE_INTERVAL"),
         )
+        if settings.reconcile_interval is not None and settings.buckets is None:
+            raise ConfigError("S3THUMBS_RECONCILE_INTERVAL needs S3THUMBS_BUCKETS: the buckets to reconcile")
         # On Redis a reserved task is redelivered once it has been unacknowledged this long.
         needed = settings.task_time_limit + settings.longest_retry_countdown
         if settings.visibility_timeout <= needed:

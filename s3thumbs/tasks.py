@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,8 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from s3thumbs import failures
-from s3thumbs.celery_app import DELETE_TASK, THUMBNAIL_TASK
+from s3thumbs import backfill, failures
+from s3thumbs.celery_app import DELETE_TASK, RECONCILE_TASK, THUMBNAIL_TASK, publish
 from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
 from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, SourceChanged
 from s3thumbs.imaging import RenderSpec
@@ -91,6 +92,23 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
     @app.task(name=DELETE_TASK, **options)
     def delete(self: Task, bucket: str, key: str, **_: Any) -> dict[str, Any]:
         return run(self, delete_thumbnails, bucket, key)
+
+    @app.task(name=RECONCILE_TASK, ignore_result=True)
+    def reconcile() -> None:
+        """Backfill every allowed bucket: catches what a lost notification missed."""
+        plan = backfill.Plan(storage(), settings.layout, settings.sizes, job.spec.fingerprint)
+        for bucket in sorted(settings.buckets or ()):
+            summary = backfill.run(plan, bucket, "", lambda events: publish(app, events))
+            logger.info("reconciled s3://%s: %s", bucket, summary.line(dry_run=False),
+                        extra={"bucket": bucket, "enqueued": summary.enqueued})
+
+    if settings.reconcile_interval:
+        # A run that could not start before the next one is due is dropped, never stacked up.
+        app.conf.beat_schedule = {"s3thumbs-reconcile": {
+            "task": RECONCILE_TASK, "schedule": float(settings.reconcile_interval),
+            "options": {"expires": float(settings.reconcile_interval)},
+        }}
+        app.conf.beat_schedule_filename = os.path.join(tempfile.gettempdir(), "s3thumbs-beat-schedule")
 
 
 def _leave_marker(storage: Storage, job: Job, bucket: str, key: str, reason: str) -> None:
