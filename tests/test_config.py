@@ -153,7 +153,7 @@ GOOD = [
     ({"S3THUMBS_FORMAT": "webp"}, "format", "webp"),
     ({"S3THUMBS_LOG_FORMAT": "json"}, "log_format", "json"),
     ({"S3THUMBS_CACHE_CONTROL": "public, max-age=86400"}, "cache_control", "public, max-age=86400"),
-    ({"S3THUMBS_RECONCILE_INTERVAL": "3600"}, "reconcile_interval", 3600),
+    ({"S3THUMBS_RECONCILE_INTERVAL": "3600", "S3THUMBS_BUCKETS": "photos"}, "reconcile_interval", 3600),
     ({"S3THUMBS_VISIBILITY_TIMEOUT": "137"}, "visibility_timeout", 137),
     ({"S3THUMBS_VISIBILITY_TIMEOUT": "421", "S3THUMBS_MAX_RETRIES": "20"}, "visibility_timeout", 421),
     ({"S3THUMBS_VISIBILITY_TIMEOUT": "121", "S3THUMBS_MAX_RETRIES": "0"}, "visibility_timeout", 121),
