@@ -2,7 +2,7 @@
 
 Listing does the bulk of the work: a source lacking any size is missing. For a source with every
 size, one HEAD of a thumbnail tells whether it was made from the source's current eTag with the
-current settings. Sources that failed for good carry a marker and are left alone unless they
+current settings. Sources that failed for good (see ``failures``) are left alone unless they
 changed since, or ``retry_failed`` is asked for. Reconciliation runs the same plan on a schedule.
 """
 
@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from s3thumbs import failures
 from s3thumbs.events import ObjectEvent
+from s3thumbs.failures import FailureMarkers
 from s3thumbs.keys import Layout, Size, is_image_key
 from s3thumbs.storage import ObjectInfo, Storage
 from s3thumbs.thumbnailer import ETAG_META, SETTINGS_META
@@ -44,6 +44,7 @@ class Plan:
     layout: Layout
     sizes: tuple[Size, ...]
     fingerprint: str
+    markers: FailureMarkers | None = None
 
 
 @dataclass
@@ -74,12 +75,13 @@ def run(plan: Plan, bucket: str, prefix: str, publish: Publish | None, *, retry_
     sources = [info for info in progress(storage.list_objects(bucket, prefix), None, "listing")
                if not layout.is_output(bucket, info.key) and is_image_key(info.key)]
     complete = _with_every_size(plan, bucket, prefix)
-    marked = failures.marked(storage, layout, bucket, prefix)
+    incomplete = [source.key for source in sources if source.key not in complete]
+    failed = plan.markers.etags(bucket, incomplete) if plan.markers is not None else {}
     summary = Summary(sources=len(sources))
 
     def verdict(source: ObjectInfo) -> str:
         if source.key not in complete:
-            if source.key in marked and failures.marked_etag(storage, layout, bucket, source.key) == source.etag:
+            if failed.get(source.key) == source.etag:
                 return "retried" if retry_failed else "failed"
             return "missing"
         thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(source.key, plan.sizes[0]))

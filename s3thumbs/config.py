@@ -38,6 +38,7 @@ class Settings:
     broker_url: str = "redis://localhost:6379/0"
     result_backend: str | None = "redis://localhost:6379/1"
     s3_endpoint_url: str | None = None
+    public_s3_url: str | None = None  # the endpoint browsers reach, for the gallery's presigned URLs
     sizes: tuple[Size, ...] = (Size(128, 128), Size(512, 512), Size(1024, 1024))
     output_prefix: str = "thumbnails/"
     output_bucket: str | None = None
@@ -86,6 +87,7 @@ class Settings:
             broker_url=env.text("BROKER_URL", cls.broker_url),
             result_backend=env.optional("RESULT_BACKEND", cls.result_backend),
             s3_endpoint_url=env.optional("S3_ENDPOINT_URL", None),
+            public_s3_url=env.optional("PUBLIC_S3_URL", None),
             sizes=env.parse("SIZES", parse_sizes, cls.sizes),
             output_prefix=env.parse("OUTPUT_PREFIX", normalize_prefix, cls.output_prefix),
             output_bucket=env.optional("OUTPUT_BUCKET", None),

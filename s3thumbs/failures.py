@@ -1,37 +1,57 @@
-"""Failure markers: a small object beside the thumbnails for each source that failed for good.
+"""Failure markers: which sources failed for good, for which eTag and why.
 
-``{OUTPUT_PREFIX}failed/{key}`` holds the reason as JSON and the source eTag as metadata, so
-backfill and reconciliation leave a broken upload alone until it changes (or ``--retry-failed``),
-and anyone browsing the bucket sees why an image has no thumbnails.
+Kept in the result backend's Redis (one hash, ``s3thumbs:failed``), not in the bucket: a bad
+upload writes nothing there. Backfill and reconciliation leave a marked source alone until it
+changes (another eTag) or ``--retry-failed``. Without a Redis result backend nothing is marked,
+and backfill enqueues a broken source again each time it runs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterable
+from typing import Any
 
-from s3thumbs.keys import Layout
-from s3thumbs.storage import Storage
-from s3thumbs.thumbnailer import ETAG_META
+import redis
 
+logger = logging.getLogger(__name__)
 
-def mark(storage: Storage, layout: Layout, bucket: str, key: str, etag: str | None, reason: str) -> None:
-    body = json.dumps({"bucket": bucket, "key": key, "etag": etag, "reason": reason, "at": time.time()})
-    storage.put(layout.output_bucket(bucket), layout.failure_key(key), body.encode(), "application/json",
-                {ETAG_META: etag or ""})
+FAILED = "s3thumbs:failed"
 
 
-def clear(storage: Storage, layout: Layout, bucket: str, key: str) -> None:
-    storage.delete(layout.output_bucket(bucket), [layout.failure_key(key)])
+class FailureMarkers:
+    """``bucket/key`` -> ``{"etag", "reason", "at"}`` in one Redis hash."""
 
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
 
-def marked(storage: Storage, layout: Layout, bucket: str, prefix: str) -> set[str]:
-    """The source keys under ``prefix`` that carry a marker (listed, not opened)."""
-    folder = layout.failure_key("")
-    return {info.key[len(folder):] for info in storage.list_objects(layout.output_bucket(bucket), folder + prefix)}
+    @classmethod
+    def from_backend(cls, url: str | None) -> FailureMarkers | None:
+        if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
 
+    def mark(self, bucket: str, key: str, etag: str, reason: str) -> None:
+        record = json.dumps({"etag": etag, "reason": reason, "at": time.time()})
+        try:
+            self.client.hset(FAILED, f"{bucket}/{key}", record)
+        except redis.RedisError as e:
+            logger.warning("s3://%s/%s: could not leave a failure marker: %s", bucket, key, e,
+                           extra={"bucket": bucket, "key": key})
 
-def marked_etag(storage: Storage, layout: Layout, bucket: str, key: str) -> str | None:
-    """The source eTag a marker was left for, or None without a marker."""
-    info = storage.head(layout.output_bucket(bucket), layout.failure_key(key))
-    return None if info is None else info.metadata.get(ETAG_META) or None
+    def clear(self, bucket: str, key: str) -> None:
+        try:
+            self.client.hdel(FAILED, f"{bucket}/{key}")
+        except redis.RedisError as e:
+            logger.warning("s3://%s/%s: could not clear its failure marker: %s", bucket, key, e,
+                           extra={"bucket": bucket, "key": key})
+
+    def etags(self, bucket: str, keys: Iterable[str]) -> dict[str, str]:
+        """The eTag each of ``keys`` failed for good with, for the marked ones."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        found: list[Any] = self.client.hmget(FAILED, [f"{bucket}/{key}" for key in wanted])
+        return {key: json.loads(raw)["etag"] for key, raw in zip(wanted, found, strict=True) if raw is not None}

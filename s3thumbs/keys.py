@@ -70,10 +70,6 @@ class Layout:
         """The key of one size's thumbnail of ``key``, whatever the output format."""
         return f"{self.prefix}{size}/{key}"
 
-    def failure_key(self, key: str) -> str:
-        """The key of the marker left when ``key`` failed for good (a folder no size can be named)."""
-        return f"{self.prefix}failed/{key}"
-
     def is_output(self, bucket: str, key: str) -> bool:
         """True for objects s3thumbs writes itself: they must never become sources."""
         return key.startswith(self.prefix) or (self.bucket is not None and bucket == self.bucket)

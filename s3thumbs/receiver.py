@@ -12,7 +12,7 @@ import hmac
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,7 @@ from s3thumbs.events import (
     is_sns_envelope,
     parse_document,
 )
+from s3thumbs.gallery import Gallery
 from s3thumbs.keys import Layout, is_image_key
 from s3thumbs.sns import is_sns_url
 
@@ -229,7 +230,8 @@ def _settle(waiters: list[_Waiter], error: Exception | None) -> None:
 def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
                confirm: Confirm | None = None, verify: Verify | None = None,
-               publish_timeout: float = PUBLISH_TIMEOUT, publisher_threads: int = 1) -> Starlette:
+               publish_timeout: float = PUBLISH_TIMEOUT, publisher_threads: int = 1,
+               gallery: Gallery | None = None) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot.
 
     ``publish`` is called from ``publisher_threads`` threads of its own, with the events of the requests
@@ -237,12 +239,17 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
     """
     batcher = Batcher(publish, threads=publisher_threads)
 
-    async def events(request: Request) -> Response:
-        if request.method == "HEAD":
-            return Response(status_code=200)
+    def refused(request: Request) -> Response | None:
         if token and not _authorized(request.headers.get("authorization", ""), token):
             return JSONResponse({"error": "missing or wrong token"}, 401,
                                 headers={"WWW-Authenticate": 'Basic realm="s3thumbs"'})
+        return None
+
+    async def events(request: Request) -> Response:
+        if request.method == "HEAD":
+            return Response(status_code=200)
+        if refusal := refused(request):
+            return refusal
         body = await _read_body(request, max_body_bytes)
         if body is None:
             return JSONResponse({"error": f"body over {max_body_bytes} bytes"}, 413)
@@ -324,11 +331,20 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         yield
         batcher.close()
 
-    return Starlette(routes=[
+    def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:  # the gallery shows users' images: behind the token
+            return refused(request) or await endpoint(request)
+        return route
+
+    routes = [
         Route("/events", events, methods=["POST", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-    ], lifespan=lifespan)
+    ]
+    if gallery is not None:
+        routes += [Route("/", guarded(gallery.page), methods=["GET"]),
+                   Route("/gallery.json", guarded(gallery.data), methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _authorized(header: str, token: str) -> bool:

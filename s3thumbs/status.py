@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+
+from s3thumbs.events import ObjectEvent
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +97,27 @@ class StatusStore:
         if expired:
             self.client.zrem(RECENT, *expired)
         return [Record.from_json(text) for text in texts if text is not None]
+
+
+class QueuedRecorder:
+    """A publish function that, once the broker took a batch, marks its new uploads as queued."""
+
+    def __init__(self, publish: Callable[[Sequence[ObjectEvent]], None], store: StatusStore) -> None:
+        self.publish = publish
+        self.store = store
+
+    def __call__(self, events: Sequence[ObjectEvent]) -> None:
+        self.publish(events)
+        self.store.save(Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size)
+                        for e in events if e.action == "created")
+
+    def close(self) -> None:
+        close = getattr(self.publish, "close", None)
+        if close is not None:
+            close()
+
+
+def queued_recorder(publish: Callable[[Sequence[ObjectEvent]], None],
+                    store: StatusStore | None) -> Callable[[Sequence[ObjectEvent]], None]:
+    """``publish`` itself without a store, else one that records the queued uploads too."""
+    return publish if store is None else QueuedRecorder(publish, store)

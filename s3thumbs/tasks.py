@@ -5,23 +5,27 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from s3thumbs import backfill, failures
+from s3thumbs import backfill
 from s3thumbs.celery_app import DELETE_TASK, RECONCILE_TASK, THUMBNAIL_TASK, publish
 from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
 from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, SourceChanged
+from s3thumbs.failures import FailureMarkers
 from s3thumbs.imaging import RenderSpec
+from s3thumbs.status import Record, StatusStore
 from s3thumbs.storage import Storage, make_client
 from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnails
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What passes, and is retried with exponential backoff and full jitter: S3 throttling and 5xx
 # (ClientErrors the storage layer let through), dropped, refused or cut-short connections, and a source that
@@ -49,6 +53,33 @@ def storage_per_process(endpoint_url: str | None) -> Callable[[], Storage]:
     return get
 
 
+def per_process(make: Callable[[str | None], T], backend_url: str | None) -> Callable[[], T]:
+    """``make(backend_url)``, built lazily once per process (no Redis connection crosses a fork)."""
+    cache: dict[int, T] = {}
+
+    def get() -> T:
+        pid = os.getpid()
+        if pid not in cache:
+            cache.clear()
+            cache[pid] = make(backend_url)
+        return cache[pid]
+
+    return get
+
+
+def _record(store: StatusStore | None, outcome: Outcome, ms: float) -> None:
+    if store is None or outcome.status == "ignored":
+        return
+    thumbs = tuple({"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes} for t in outcome.thumbnails)
+    store.save([Record(outcome.bucket, outcome.key, outcome.status, etag=outcome.source_etag,
+                       size=outcome.source_bytes, thumbnails=thumbs, ms=round(ms, 1))])
+
+
+def _record_failure(store: StatusStore | None, bucket: str, key: str, reason: str) -> None:
+    if store is not None:
+        store.save([Record(bucket, key, "failed", reason=reason)])
+
+
 def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) -> None:
     """Register ``s3thumbs.thumbnail`` and ``s3thumbs.delete_thumbnails`` on ``app``."""
     job = job_from(settings)
@@ -60,24 +91,35 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
         "throws": (PermanentFailure,),
     }
 
+    status = per_process(StatusStore.from_backend, settings.result_backend)
+    markers = per_process(FailureMarkers.from_backend, settings.result_backend)
+
     def run(task: Task, action: Callable[[Storage, Job, str, str], Outcome], bucket: str, key: str) -> dict[str, Any]:
         where = {"bucket": bucket, "key": key, "task_id": task.request.id}
+        started = time.perf_counter()
         try:
-            return action(storage(), job, bucket, key).to_dict()
+            outcome = action(storage(), job, bucket, key)
+            _record(status(), outcome, (time.perf_counter() - started) * 1000)
+            if outcome.status in ("written", "deleted") and (marked := markers()) is not None:
+                marked.clear(bucket, key)
+            return outcome.to_dict()
         except PermanentFailure as e:
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, e, extra=where)
             if isinstance(e, BadImage):
-                _leave_marker(storage(), job, bucket, key, str(e))
+                _leave_marker(storage(), markers(), bucket, key, str(e))
+            _record_failure(status(), bucket, key, str(e))
             raise
         except SoftTimeLimitExceeded as e:
             reason = f"took longer than the soft time limit ({settings.soft_time_limit:.0f} s)"
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
-            _leave_marker(storage(), job, bucket, key, reason)
+            _leave_marker(storage(), markers(), bucket, key, reason)
+            _record_failure(status(), bucket, key, reason)
             raise PermanentFailure(reason) from e
         except TRANSIENT as e:
             retries = task.request.retries
             if retries >= settings.max_retries:
                 logger.error("s3://%s/%s failed for good after %d retries: %s", bucket, key, retries, e, extra=where)
+                _record_failure(status(), bucket, key, f"after {retries} retries: {e}")
                 raise
             countdown = get_exponential_backoff_interval(factor=1, retries=retries, maximum=MAX_RETRY_COUNTDOWN,
                                                          full_jitter=True)
@@ -96,7 +138,7 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
     @app.task(name=RECONCILE_TASK, ignore_result=True)
     def reconcile() -> None:
         """Backfill every allowed bucket: catches what a lost notification missed."""
-        plan = backfill.Plan(storage(), settings.layout, settings.sizes, job.spec.fingerprint)
+        plan = backfill.Plan(storage(), settings.layout, settings.sizes, job.spec.fingerprint, markers())
         for bucket in sorted(settings.buckets or ()):
             summary = backfill.run(plan, bucket, "", lambda events: publish(app, events))
             logger.info("reconciled s3://%s: %s", bucket, summary.line(dry_run=False),
@@ -111,12 +153,15 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
         app.conf.beat_schedule_filename = os.path.join(tempfile.gettempdir(), "s3thumbs-beat-schedule")
 
 
-def _leave_marker(storage: Storage, job: Job, bucket: str, key: str, reason: str) -> None:
+def _leave_marker(storage: Storage, markers: FailureMarkers | None, bucket: str, key: str, reason: str) -> None:
     """Mark the source as failed for good, for backfill; a marker that cannot be written is only logged."""
+    if markers is None:
+        return
     try:
         source = storage.head(bucket, key)
-        if source is not None:
-            failures.mark(storage, job.layout, bucket, key, source.etag, reason)
     except (S3ThumbsError, *TRANSIENT) as e:
         logger.warning("s3://%s/%s: could not leave a failure marker: %s", bucket, key, e,
                        extra={"bucket": bucket, "key": key})
+        return
+    if source is not None:
+        markers.mark(bucket, key, source.etag, reason)

@@ -50,10 +50,13 @@ class Outcome:
     status: str  # written | current | gone | deleted | ignored
     source_etag: str | None = None
     thumbnails: list[ThumbnailInfo] = field(default_factory=list)
+    source_bytes: int | None = None  # for the status store; not part of the task's result
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON result stored by the result backend."""
-        return asdict(self)
+        result = asdict(self)
+        del result["source_bytes"]
+        return result
 
 
 def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
@@ -79,7 +82,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     if current is not None:
         logger.info("s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag,
                     extra=where)
-        return Outcome(bucket, key, "current", source.etag, current)
+        return Outcome(bucket, key, "current", source.etag, current, source.size)
 
     if source.size > job.max_bytes:
         raise BadImage(f"source is {source.size:,} bytes, over the limit of {job.max_bytes:,}")
@@ -107,7 +110,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     logger.info("s3://%s/%s: wrote %d thumbnails (%d bytes) in %.0f ms: %s", bucket, key, len(written), total,
                 elapsed_ms, ", ".join(t.key for t in written),
                 extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)})
-    return Outcome(bucket, key, "written", source.etag, written)
+    return Outcome(bucket, key, "written", source.etag, written, source.size)
 
 
 def _gone_or_changed(storage: Storage, bucket: str, key: str, etag: str) -> Outcome | None:
@@ -132,8 +135,7 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
                     extra={"bucket": bucket, "key": key})
         return Outcome(bucket, key, "current", source.etag)
     keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
-    # The failure marker goes too: nothing is left to fail.
-    storage.delete(job.layout.output_bucket(bucket), [*keys, job.layout.failure_key(key)])
+    storage.delete(job.layout.output_bucket(bucket), keys)
     logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys),
                 extra={"bucket": bucket, "key": key, "keys": keys})
     return Outcome(bucket, key, "deleted")

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from s3thumbs import failures
 from s3thumbs.backfill import Plan, run
+from s3thumbs.failures import FAILED, FailureMarkers
 from s3thumbs.imaging import RenderSpec
 from s3thumbs.keys import Layout, Size
 from tests.services import s3_client, s3thumbs_env, wait_for, worker
@@ -88,11 +88,13 @@ def test_the_prefix_and_unusual_keys_are_respected(s3, plan):
     assert keys == ["in/a b+c ü.jpg", "in/sub/d.webp"]
 
 
-def test_sources_that_failed_for_good_wait_for_a_change_or_retry_failed(storage, s3, plan):
+def test_sources_that_failed_for_good_wait_for_a_change_or_retry_failed(storage, s3, redis_factory):
+    markers = FailureMarkers.from_backend(redis_factory().url_for(1))
+    plan = Plan(storage, LAYOUT, SIZES, FINGERPRINT, markers)
     broken = upload(s3, "broken.jpg", b"not a jpeg")
-    failures.mark(storage, LAYOUT, "photos", "broken.jpg", broken, "cannot decode image")
+    markers.mark("photos", "broken.jpg", broken, "cannot decode image")
     old = upload(s3, "fixed.jpg", b"was broken")
-    failures.mark(storage, LAYOUT, "photos", "fixed.jpg", old, "cannot decode image")
+    markers.mark("photos", "fixed.jpg", old, "cannot decode image")
     upload(s3, "fixed.jpg")  # re-uploaded since: the marker is for other content
 
     summary, keys = enqueued(plan)
@@ -143,7 +145,7 @@ def test_a_second_backfill_after_the_worker_drained_the_queue_enqueues_nothing(m
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, keys))
     server = redis_factory()
-    env = s3thumbs_env(broker_url=server.url_for(0), result_backend="", s3_endpoint_url=moto_endpoint,
+    env = s3thumbs_env(broker_url=server.url_for(0), result_backend=server.url_for(1), s3_endpoint_url=moto_endpoint,
                        sizes=",".join(map(str, SIZES)))
 
     def backfill() -> str:
@@ -156,17 +158,14 @@ def test_a_second_backfill_after_the_worker_drained_the_queue_enqueues_nothing(m
     with server.client(0) as broker:
         assert broker.llen("s3thumbs") == 1800
         with worker(env, tmp_path / "worker.log", "--concurrency", "2"):
-            wait_for(lambda: broker.llen("s3thumbs") == 0 and _marker_exists(s3, broken), 300,
-                     "the worker to drain the queue")
+            with server.client(1) as backend:
+                wait_for(lambda: broker.llen("s3thumbs") == 0 and backend.hexists(FAILED, f"backfill/{broken}"),
+                         300, "the worker to drain the queue")
             wait_for(lambda: _count(s3, "thumbnails/16x16/in/") == 1999, 60, "every thumbnail")
 
     second = backfill()
     assert re.fullmatch(r"2000 images: 1999 current, 0 missing, 0 stale, 1 failed for good \(left alone; "
                         r"--retry-failed enqueues them\); enqueued 0", second), second
-
-
-def _marker_exists(s3, key: str) -> bool:
-    return _count(s3, LAYOUT.failure_key(key)) == 1
 
 
 def _count(s3, prefix: str) -> int:

@@ -44,7 +44,7 @@ def thumbnail(bucket: str, key: str) -> None:
 @click.option("--prefix", default="", help="Only sources under this prefix.")
 @click.option("--dry-run", is_flag=True, help="Count what would be enqueued; enqueue nothing.")
 @click.option("--retry-failed", is_flag=True,
-              help="Also enqueue sources that failed for good (they carry a marker under OUTPUT_PREFIX/failed/).")
+              help="Also enqueue sources that failed for good (marked in the result backend's Redis).")
 def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> None:
     """Enqueue every image in BUCKET whose thumbnails are missing or stale.
 
@@ -54,6 +54,7 @@ def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> Non
     """
     from s3thumbs import backfill as backfilling
     from s3thumbs import celery_app
+    from s3thumbs.failures import FailureMarkers
     from s3thumbs.storage import Storage, make_client
     from s3thumbs.tasks import job_from
 
@@ -63,7 +64,8 @@ def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> Non
         raise click.ClickException(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
     storage = Storage(make_client(settings.s3_endpoint_url))
     app = celery_app.create_app(settings, results=False)
-    plan = backfilling.Plan(storage, settings.layout, settings.sizes, job_from(settings).spec.fingerprint)
+    plan = backfilling.Plan(storage, settings.layout, settings.sizes, job_from(settings).spec.fingerprint,
+                            FailureMarkers.from_backend(settings.result_backend))
     publish = None if dry_run else (lambda events: celery_app.publish(app, events))
     summary = backfilling.run(plan, bucket, prefix, publish, retry_failed=retry_failed, progress=_progress)
     click.echo(summary.line(dry_run))
