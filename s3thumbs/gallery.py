@@ -57,7 +57,8 @@ class Gallery:
             "at": record.at,
             "size": record.size,
             "original": original,
-            "inline": original is not None and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
+            # Only originals that rendered are shown inline: a browser cannot show the others either.
+            "inline": original is not None and shows_images and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
             "thumbnails": [{**thumb, "url": self.presign(out_bucket, thumb["key"]) if shows_images else None}
                            for thumb in record.thumbnails],
         }
@@ -132,7 +133,8 @@ function ago(epoch) {
 function card(item) {
   const original = item.original && item.inline
     ? el("a", {href: item.original}, el("img", {src: item.original, alt: item.key, loading: "lazy"}))
-    : item.original ? el("a", {href: item.original}, "original (" + bytes(item.size) + ")") : el("span", {}, "");
+    : item.original ? el("a", {href: item.original}, "original" + (item.size ? " (" + bytes(item.size) + ")" : ""))
+    : el("span", {}, "");
   const status = el("span", {class: "badge " + item.status, "data-status": item.status},
                     LABEL[item.status] || item.status);
   const details = [item.ms !== null && item.ms !== undefined ? "rendered in " + Math.round(item.ms) + " ms" : "",

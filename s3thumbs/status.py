@@ -70,14 +70,18 @@ class StatusStore:
             return None
         return cls(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
 
-    def save(self, records: Iterable[Record]) -> None:
-        """Write records in one round trip; log and carry on when Redis does not answer."""
+    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
+        """Write records in one round trip; log and carry on when Redis does not answer.
+
+        ``keep_existing`` leaves a source's record alone when it has one: the receiver's "queued"
+        must never overwrite what a fast worker already wrote.
+        """
         batch = list(records)
         if not batch:
             return
         pipe = self.client.pipeline(transaction=False)
         for record in batch:
-            pipe.set(RECORD_PREFIX + record.member, record.to_json(), ex=self.ttl)
+            pipe.set(RECORD_PREFIX + record.member, record.to_json(), ex=self.ttl, nx=keep_existing)
             pipe.zadd(RECENT, {record.member: record.at})
         pipe.zremrangebyrank(RECENT, 0, -self.keep - 1)
         pipe.expire(RECENT, self.ttl)
@@ -108,8 +112,8 @@ class QueuedRecorder:
 
     def __call__(self, events: Sequence[ObjectEvent]) -> None:
         self.publish(events)
-        self.store.save(Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size)
-                        for e in events if e.action == "created")
+        self.store.save((Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size)
+                         for e in events if e.action == "created"), keep_existing=True)
 
     def close(self) -> None:
         close = getattr(self.publish, "close", None)

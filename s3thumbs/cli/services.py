@@ -25,8 +25,11 @@ def build_receiver(settings: Settings) -> Any:
     import httpx
 
     from s3thumbs import celery_app
+    from s3thumbs.gallery import URL_LIFETIME, Gallery
     from s3thumbs.receiver import Rules, create_app
     from s3thumbs.sns import Verifier
+    from s3thumbs.status import StatusStore, queued_recorder
+    from s3thumbs.storage import make_client
 
     app = celery_app.create_app(settings, results=False)
     verifier = Verifier(topics=settings.sns_topics) if settings.sns_verify else None
@@ -38,20 +41,26 @@ def build_receiver(settings: Settings) -> Any:
         httpx.get(url, timeout=10).raise_for_status()
 
     rules = Rules(settings.layout, settings.buckets, settings.max_bytes, settings.sns_topics)
-    return create_app(
-        publisher,
     publisher = celery_app.Publisher(app)
+    store = StatusStore.from_backend(settings.result_backend)
+    # Presigning is local (no request); the URLs must name an endpoint the browser can reach.
+    signer = make_client(settings.public_s3_url or settings.s3_endpoint_url)
+    gallery = Gallery(store, lambda bucket, key: signer.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_LIFETIME), settings.layout)
+    return create_app(
+        queued_recorder(publisher, store),
         token=settings.auth_token,
         rules=rules,
         max_body_bytes=settings.max_body_bytes,
         ready=lambda: celery_app.broker_ready(app),
         confirm=confirm,
         verify=verifier,
-    )
-
         # RabbitMQ's confirms keep a batch waiting for milliseconds: a second thread sends the next
         # batch meanwhile. A Redis batch is one quick round trip; a second thread only adds contention.
         publisher_threads=2 if publisher.confirms else 1,
+        gallery=gallery,
+    )
+
 
 def receiver_from_env() -> Any:
     """Factory for uvicorn (``--workers`` > 1 imports the app by name in each process)."""
