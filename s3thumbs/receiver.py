@@ -12,17 +12,20 @@ import hmac
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from s3thumbs import metrics
 from s3thumbs.errors import InvalidEvent, InvalidSignature
 from s3thumbs.events import (
     Ignored,
@@ -281,19 +284,27 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
 
     async def _notification(notification: Notification) -> Response:
         accepted, skipped = rules.sort(notification)
+        metrics.EVENTS_RECEIVED.inc(len(accepted) + len(skipped))
+        for item in skipped:
+            metrics.EVENTS_SKIPPED.labels(item.reason).inc()
         if accepted:
+            started = time.perf_counter()
             try:
                 # A deadline of our own: whatever the broker does, the sender hears back in time. A
                 # publish that finishes after it only duplicates the event when the sender retries.
                 async with asyncio.timeout(publish_timeout):
                     await batcher.publish(accepted)
             except TimeoutError:
+                metrics.PUBLISH_FAILURES.inc()
                 logger.error("broker did not take %d task(s) within %g s, answering 503", len(accepted),
                              publish_timeout)
                 return JSONResponse({"error": "broker unavailable"}, 503, headers={"Retry-After": "5"})
             except Exception as e:  # whatever the broker client raised, the sender must retry later
+                metrics.PUBLISH_FAILURES.inc()
                 logger.error("broker refused %d task(s), answering 503: %s", len(accepted), e)
                 return JSONResponse({"error": "broker unavailable"}, 503, headers={"Retry-After": "5"})
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            metrics.EVENTS_PUBLISHED.inc(len(accepted))
             for event in accepted:
                 logger.info("published %s for s3://%s/%s", event.action, event.bucket, event.key,
                             extra={"bucket": event.bucket, "key": event.key, "action": event.action})
@@ -318,6 +329,9 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         logger.info("confirmed SNS subscription to %s", request.topic_arn)
         return JSONResponse({"confirmed": request.topic_arn}, 200)
 
+    async def metrics_text(request: Request) -> Response:
+        return Response(metrics.receiver_metrics(), media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -340,6 +354,7 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
         Route("/events", events, methods=["POST", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
     ]
     if gallery is not None:
         routes += [Route("/", guarded(gallery.page), methods=["GET"]),

@@ -14,7 +14,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from s3thumbs import backfill
+from s3thumbs import backfill, metrics
 from s3thumbs.celery_app import DELETE_TASK, RECONCILE_TASK, THUMBNAIL_TASK, publish
 from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
 from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, SourceChanged
@@ -75,6 +75,14 @@ def _record(store: StatusStore | None, outcome: Outcome, ms: float) -> None:
                        size=outcome.source_bytes, thumbnails=thumbs, ms=round(ms, 1))])
 
 
+def _count(task: str, outcome: Outcome, seconds: float) -> None:
+    metrics.TASKS.labels(task, outcome.status).inc()
+    if outcome.status == "written":
+        metrics.TASK_SECONDS.observe(seconds)
+        metrics.BYTES_READ.inc(outcome.source_bytes or 0)
+        metrics.BYTES_WRITTEN.inc(sum(t.bytes for t in outcome.thumbnails))
+
+
 def _record_failure(store: StatusStore | None, bucket: str, key: str, reason: str) -> None:
     if store is not None:
         store.save([Record(bucket, key, "failed", reason=reason)])
@@ -99,7 +107,9 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
         started = time.perf_counter()
         try:
             outcome = action(storage(), job, bucket, key)
-            _record(status(), outcome, (time.perf_counter() - started) * 1000)
+            seconds = time.perf_counter() - started
+            _record(status(), outcome, seconds * 1000)
+            _count(task.name, outcome, seconds)
             if outcome.status in ("written", "deleted") and (marked := markers()) is not None:
                 marked.clear(bucket, key)
             return outcome.to_dict()
@@ -108,19 +118,23 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
             if isinstance(e, BadImage):
                 _leave_marker(storage(), markers(), bucket, key, str(e))
             _record_failure(status(), bucket, key, str(e))
+            metrics.TASKS.labels(task.name, "failed").inc()
             raise
         except SoftTimeLimitExceeded as e:
             reason = f"took longer than the soft time limit ({settings.soft_time_limit:.0f} s)"
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
             _leave_marker(storage(), markers(), bucket, key, reason)
             _record_failure(status(), bucket, key, reason)
+            metrics.TASKS.labels(task.name, "failed").inc()
             raise PermanentFailure(reason) from e
         except TRANSIENT as e:
             retries = task.request.retries
             if retries >= settings.max_retries:
                 logger.error("s3://%s/%s failed for good after %d retries: %s", bucket, key, retries, e, extra=where)
                 _record_failure(status(), bucket, key, f"after {retries} retries: {e}")
+                metrics.TASKS.labels(task.name, "failed").inc()
                 raise
+            metrics.TASKS.labels(task.name, "retried").inc()
             countdown = get_exponential_backoff_interval(factor=1, retries=retries, maximum=MAX_RETRY_COUNTDOWN,
                                                          full_jitter=True)
             logger.warning("s3://%s/%s: retry %d of %d in %d s: %s", bucket, key, retries + 1, settings.max_retries,

@@ -6,8 +6,10 @@ import ipaddress
 import logging
 import math
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,8 +118,20 @@ def worker(celery_args: Sequence[str]) -> None:
     more than CPUs keeps them busy (bench/README.md, pipeline.py).
     """
     settings = load_settings()
-    app = build_worker_app(settings)
-    app.worker_main(worker_argv(celery_args, available_cpus()))
+    # The pool processes write their metrics to files in this folder, which the parent sums; it
+    # must be set before prometheus-client is first imported.
+    own_folder = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="s3thumbs-metrics-")
+    from s3thumbs import metrics
+
+    try:
+        app = build_worker_app(settings)
+        metrics.serve_worker_metrics(settings.metrics_port, metrics.broker_queue_depth(app))
+        app.worker_main(worker_argv(celery_args, available_cpus()))
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def worker_argv(celery_args: Sequence[str], cpus: int) -> list[str]:
