@@ -22,6 +22,7 @@ from kombu.utils.url import maybe_sanitize_url
 from moto.server import ThreadedMotoServer
 
 from s3thumbs.config import Settings
+from s3thumbs.demo import upload_demo
 
 BUCKET = "uploads"
 ACCESS_KEY = "s3thumbs"
@@ -61,6 +62,7 @@ def banner(endpoints: Endpoints, settings: Settings) -> list[str]:
         f"secret key: {SECRET_KEY}",
         f"region: {REGION}",
         f"receiver: {endpoints.receiver}/events",
+        f"gallery: {endpoints.receiver}/",
         f"broker: {maybe_sanitize_url(settings.broker_url)}",
         f"sizes: {', '.join(map(str, settings.sizes))} under {settings.output_prefix}",
         f"upload: {credentials} aws --endpoint-url {s3} s3 cp photo.jpg s3://{BUCKET}/photo.jpg",
@@ -118,14 +120,21 @@ def start_s3(host: str, port: int) -> tuple[ThreadedMotoServer, str]:
 
 
 def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None], s3: object,
-          sns: object, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int) -> None:
-    """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C."""
+          sns: object, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int,
+          demo: bool = False) -> None:
+    """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C.
+
+    With ``demo``, the demo images are uploaded first.
+    """
     receiver = ReceiverThread(receiver_app, host, receiver_port)
     try:
         receiver_url = f"http://{host}:{receiver.start()}"
         wire_bucket(s3, sns, _with_token(receiver_url, settings))
         for line in banner(Endpoints(s3_url, receiver_url), settings):
             show(line)
+        if demo:  # before the worker starts (it takes over stdout); the tasks wait on the broker
+            upload_demo(s3, BUCKET, show)
+            show(f"demo: open {receiver_url}/ to watch the thumbnails appear")
         run_worker()
     finally:
         show("Stopping…")

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from s3thumbs.keys import Layout
-from s3thumbs.status import Record, StatusStore
+from s3thumbs.status import Record, Statuses
 
 # Seconds a presigned URL stays valid: longer than the page's refresh, short enough to leak little.
 URL_LIFETIME = 3600
@@ -34,7 +34,7 @@ Presign = Callable[[str, str], str]
 class Gallery:
     """What the page needs: where statuses are, how to sign URLs, where thumbnails go."""
 
-    store: StatusStore | None
+    store: Statuses | None
     presign: Presign
     layout: Layout
     limit: int = 60

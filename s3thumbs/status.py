@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -53,6 +54,37 @@ class Record:
         data = json.loads(text)
         data["thumbnails"] = tuple(data.get("thumbnails") or ())
         return cls(**data)
+
+
+class Statuses(Protocol):
+    """Where records go: Redis (``StatusStore``) or, in ``s3thumbs dev``, this process."""
+
+    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None: ...
+
+    def recent(self, limit: int = 60) -> list[Record]: ...
+
+
+class InProcessStatuses:
+    """Records kept in this process: for ``s3thumbs dev``, where receiver and worker share one."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
+        self._records: dict[str, Record] = {}
+        self._lock = threading.Lock()
+
+    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
+        with self._lock:
+            for record in records:
+                if keep_existing and record.member in self._records:
+                    continue
+                self._records.pop(record.member, None)
+                self._records[record.member] = record
+            while len(self._records) > self.keep:
+                del self._records[next(iter(self._records))]
+
+    def recent(self, limit: int = 60) -> list[Record]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: r.at, reverse=True)[:limit]
 
 
 class StatusStore:
@@ -106,7 +138,7 @@ class StatusStore:
 class QueuedRecorder:
     """A publish function that, once the broker took a batch, marks its new uploads as queued."""
 
-    def __init__(self, publish: Callable[[Sequence[ObjectEvent]], None], store: StatusStore) -> None:
+    def __init__(self, publish: Callable[[Sequence[ObjectEvent]], None], store: Statuses) -> None:
         self.publish = publish
         self.store = store
 
@@ -122,6 +154,6 @@ class QueuedRecorder:
 
 
 def queued_recorder(publish: Callable[[Sequence[ObjectEvent]], None],
-                    store: StatusStore | None) -> Callable[[Sequence[ObjectEvent]], None]:
+                    store: Statuses | None) -> Callable[[Sequence[ObjectEvent]], None]:
     """``publish`` itself without a store, else one that records the queued uploads too."""
     return publish if store is None else QueuedRecorder(publish, store)

@@ -20,7 +20,7 @@ from s3thumbs.config import MAX_RETRY_COUNTDOWN, Settings
 from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, SourceChanged
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.imaging import RenderSpec
-from s3thumbs.status import Record, StatusStore
+from s3thumbs.status import Record, Statuses, StatusStore
 from s3thumbs.storage import Storage, make_client
 from s3thumbs.thumbnailer import Job, Outcome, delete_thumbnails, make_thumbnails
 
@@ -67,7 +67,7 @@ def per_process(make: Callable[[str | None], T], backend_url: str | None) -> Cal
     return get
 
 
-def _record(store: StatusStore | None, outcome: Outcome, ms: float) -> None:
+def _record(store: Statuses | None, outcome: Outcome, ms: float) -> None:
     if store is None or outcome.status == "ignored":
         return
     thumbs = tuple({"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes} for t in outcome.thumbnails)
@@ -83,12 +83,13 @@ def _count(task: str, outcome: Outcome, seconds: float) -> None:
         metrics.BYTES_WRITTEN.inc(sum(t.bytes for t in outcome.thumbnails))
 
 
-def _record_failure(store: StatusStore | None, bucket: str, key: str, reason: str) -> None:
+def _record_failure(store: Statuses | None, bucket: str, key: str, reason: str) -> None:
     if store is not None:
         store.save([Record(bucket, key, "failed", reason=reason)])
 
 
-def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) -> None:
+def register(app: Celery, settings: Settings, storage: Callable[[], Storage],
+             statuses: Statuses | None = None) -> None:
     """Register ``s3thumbs.thumbnail`` and ``s3thumbs.delete_thumbnails`` on ``app``."""
     job = job_from(settings)
     options: dict[str, Any] = {
@@ -99,7 +100,8 @@ def register(app: Celery, settings: Settings, storage: Callable[[], Storage]) ->
         "throws": (PermanentFailure,),
     }
 
-    status = per_process(StatusStore.from_backend, settings.result_backend)
+    status: Callable[[], Statuses | None] = (lambda: statuses) if statuses is not None \
+        else per_process(StatusStore.from_backend, settings.result_backend)
     markers = per_process(FailureMarkers.from_backend, settings.result_backend)
 
     def run(task: Task, action: Callable[[Storage, Job, str, str], Outcome], bucket: str, key: str) -> dict[str, Any]:

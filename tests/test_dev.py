@@ -11,6 +11,7 @@ import sys
 import threading
 
 import boto3
+import httpx
 from PIL import Image
 
 from tests.services import group_alive, object_exists, s3thumbs_env, wait_for
@@ -54,6 +55,42 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
         wait_for(lambda: not group_alive(process.pid), 5, "every process of the group to exit")
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+        process.stdout.close()
+
+
+def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path):
+    from s3thumbs.demo import DEMO_IMAGES
+
+    with (tmp_path / "dev.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "s3thumbs", "dev", "--demo"], env=s3thumbs_env(),
+                                   text=True, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
+    printed: dict[str, str] = {}
+    try:
+        while not printed.get("demo", "").startswith("uploaded"):
+            name, _, value = lines.get(timeout=60).partition(": ")
+            printed[name] = value
+        gallery = printed["gallery"]
+
+        def outcomes() -> dict[str, str]:
+            items = httpx.get(gallery + "gallery.json", timeout=5).json()["items"]
+            return {item["key"]: item["status"] for item in items}
+
+        wait_for(lambda: set(outcomes().values()) <= {"written", "failed"} and len(outcomes()) == len(DEMO_IMAGES),
+                 60, "every demo image to be done or failed")
+        statuses = outcomes()
+        assert statuses.pop("demo/not really an image.jpg") == "failed"
+        assert set(statuses) == set(DEMO_IMAGES) - {"demo/not really an image.jpg"}
+        assert set(statuses.values()) == {"written"}
+        assert "<script>" in httpx.get(gallery, timeout=5).text
+
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
     finally:
         if group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)

@@ -22,8 +22,8 @@ from s3thumbs.config import Settings
 logger = logging.getLogger("s3thumbs")
 
 
-def build_receiver(settings: Settings) -> Any:
-    """The receiver app, publishing to the configured broker."""
+def build_receiver(settings: Settings, statuses: Any = None) -> Any:
+    """The receiver app, publishing to the configured broker; statuses from the result backend's Redis."""
     import httpx
 
     from s3thumbs import celery_app
@@ -44,7 +44,7 @@ def build_receiver(settings: Settings) -> Any:
 
     rules = Rules(settings.layout, settings.buckets, settings.max_bytes, settings.sns_topics)
     publisher = celery_app.Publisher(app)
-    store = StatusStore.from_backend(settings.result_backend)
+    store = statuses if statuses is not None else StatusStore.from_backend(settings.result_backend)
     # Presigning is local (no request); the URLs must name an endpoint the browser can reach.
     signer = make_client(settings.public_s3_url or settings.s3_endpoint_url)
     gallery = Gallery(store, lambda bucket, key: signer.generate_presigned_url(
@@ -197,14 +197,14 @@ def _ratio(quota_file: Path, period_file: Path | None) -> float | None:
         return None
 
 
-def build_worker_app(settings: Settings) -> Any:
-    """The Celery app with both tasks registered, and logging as the settings ask."""
+def build_worker_app(settings: Settings, statuses: Any = None) -> Any:
+    """The Celery app with its tasks registered, and logging as the settings ask."""
     from celery import signals
 
     from s3thumbs import celery_app, deadletters, tasks
 
     app = celery_app.create_app(settings)
-    tasks.register(app, settings, tasks.storage_per_process(settings.s3_endpoint_url))
+    tasks.register(app, settings, tasks.storage_per_process(settings.s3_endpoint_url), statuses)
     deadletters.install(app)
 
     if settings.log_format == "json":
@@ -223,13 +223,15 @@ def build_worker_app(settings: Settings) -> Any:
               help="Port of the embedded S3 endpoint (0: any free port).")
 @click.option("--receiver-port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the receiver (0: any free port).")
-def dev(host: str, s3_port: int, receiver_port: int) -> None:
+@click.option("--demo", is_flag=True, help="Upload one generated image of every supported kind (and one that "
+              "is not an image) and show them in the gallery.")
+def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
     """Run the whole pipeline here, with no outside server: upload, and thumbnails appear.
 
     Starts an embedded S3 endpoint (moto) with the bucket `uploads`, whose notifications reach the
     receiver through SNS exactly as on AWS, the receiver, and a worker on an in-process broker
-    (or on S3THUMBS_BROKER_URL when set). Prints the endpoint, credentials and an upload command.
-    Ctrl-C stops everything.
+    (or on S3THUMBS_BROKER_URL when set). Prints the endpoint, credentials, an upload command and
+    the gallery's address. Ctrl-C stops everything.
     """
     import boto3
 
@@ -242,7 +244,11 @@ def dev(host: str, s3_port: int, receiver_port: int) -> None:
         devmode.apply_environment(env)
         settings = load_settings()
         configure_logging(settings.log_format)
-        app = build_worker_app(settings)
+        from s3thumbs.status import InProcessStatuses
+
+        # One process: receiver and worker can share statuses without any server.
+        statuses = None if settings.result_backend else InProcessStatuses()
+        app = build_worker_app(settings, statuses)
 
         def run_worker() -> None:
             app.Worker(pool="threads", concurrency=os.cpu_count() or 2, queues=["s3thumbs"],
@@ -254,9 +260,9 @@ def dev(host: str, s3_port: int, receiver_port: int) -> None:
             sys.stdout.flush()
 
         session = boto3.session.Session()
-        devmode.serve(settings, build_receiver(settings), run_worker,
+        devmode.serve(settings, build_receiver(settings, statuses), run_worker,
                       session.client("s3", endpoint_url=s3_url), session.client("sns", endpoint_url=s3_url),
-                      s3_url, show, host, receiver_port)
+                      s3_url, show, host, receiver_port, demo=demo)
     finally:
         s3_server.stop()
 
