@@ -60,7 +60,7 @@ def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_endpoint, r
 
     worked = json_lines(worker_log.read_text())
     written = find(worked, "wrote 3 thumbnails", "good.jpg")
-    assert written["bytes"] > 0 and written["ms"] >= 0
+    assert written["bytes"] > 0 and written["ms"] >= 0 and written["task_id"]
     assert written["keys"] == [f"thumbnails/{s}/good.jpg" for s in ("128x128", "512x512", "1024x1024")]
     assert find(worked, "failed for good", "bad.jpg")["task_id"]
-    find(worked, "is gone", "missing.jpg")
+    assert find(worked, "is gone", "missing.jpg")["task_id"]

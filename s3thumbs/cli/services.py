@@ -197,6 +197,17 @@ def _ratio(quota_file: Path, period_file: Path | None) -> float | None:
         return None
 
 
+def with_task_id(record: logging.LogRecord) -> bool:
+    """Give every line logged while a task runs its ``task_id`` (JSON logs), unless it has one."""
+    if not hasattr(record, "task_id"):
+        from celery import current_task
+
+        task_id = current_task.request.id if current_task else None
+        if task_id:
+            record.task_id = task_id
+    return True
+
+
 def build_worker_app(settings: Settings, statuses: Any = None) -> Any:
     """The Celery app with its tasks registered, and logging as the settings ask."""
     from celery import signals
@@ -211,6 +222,7 @@ def build_worker_app(settings: Settings, statuses: Any = None) -> Any:
         def json_logs(logger: logging.Logger, **_: Any) -> None:
             for handler in logger.handlers:
                 handler.setFormatter(make_formatter("json"))
+                handler.addFilter(with_task_id)
 
         signals.after_setup_logger.connect(json_logs, weak=False)
         signals.after_setup_task_logger.connect(json_logs, weak=False)
