@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from s3thumbs.status import backend_redis
+
 logger = logging.getLogger(__name__)
 
 FAILED = "s3thumbs:failed"
@@ -29,9 +31,8 @@ class FailureMarkers:
 
     @classmethod
     def from_backend(cls, url: str | None) -> FailureMarkers | None:
-        if not url or not url.startswith(("redis://", "rediss://", "unix://")):
-            return None
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
+        client = backend_redis(url, timeout=5)
+        return None if client is None else cls(client)
 
     def mark(self, bucket: str, key: str, etag: str, reason: str) -> None:
         record = json.dumps({"etag": etag, "reason": reason, "at": time.time()})

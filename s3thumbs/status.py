@@ -56,6 +56,13 @@ class Record:
         return cls(**data)
 
 
+def backend_redis(url: str | None, timeout: float) -> redis.Redis | None:
+    """A client of the result backend's Redis, or None when the backend is off or is not Redis."""
+    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
 class Statuses(Protocol):
     """Where records go: Redis (``StatusStore``) or, in ``s3thumbs dev``, this process."""
 
@@ -98,9 +105,8 @@ class StatusStore:
     @classmethod
     def from_backend(cls, url: str | None) -> StatusStore | None:
         """The store in the result backend's Redis, or None when the backend is off or not Redis."""
-        if not url or not url.startswith(("redis://", "rediss://", "unix://")):
-            return None
-        return cls(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+        client = backend_redis(url, timeout=2)
+        return None if client is None else cls(client)
 
     def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
         """Write records in one round trip; log and carry on when Redis does not answer.
