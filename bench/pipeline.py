@@ -1,0 +1,854 @@
+"""Pipeline benchmark: S3 → receiver → broker → worker → S3, against two bare processes.
+
+Both sides turn the same generated 12 MP JPEGs into the configured thumbnails on the same S3
+endpoint (moto's server, in a process of its own), in the same run:
+
+- **bare**: N plain processes (default 2) take keys from a queue and each GET, ``imaging.render``
+  and PUT, with boto3 and nothing else;
+- **pipeline**: the real ``s3thumbs receiver`` and ``s3thumbs worker --concurrency C``, started as
+  users start them, with the events delivered as S3 or MinIO would deliver them.
+
+Prints Markdown: the wall times, the ratio pipeline/bare per pass and its median, CPU seconds per
+image by process, and where one task's time goes. Run from the repository root:
+
+    python bench/pipeline.py [--images 40] [--passes 3] [--events sns|webhook]
+                             [--concurrency 2 | --sweep 1,2,3,4] [--broker URL] [--result-backend URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore
+import celery
+import httpx
+import kombu
+import moto
+import PIL
+import redis
+from kombu.utils.url import maybe_sanitize_url
+from PIL import features
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+import images  # noqa: E402  (bench/images.py: the photo-like input generator)
+
+from s3thumbs import imaging  # noqa: E402
+from s3thumbs.config import Settings  # noqa: E402
+from s3thumbs.storage import Storage, make_client  # noqa: E402
+from s3thumbs.thumbnailer import make_thumbnails  # noqa: E402
+
+GOAL = 1 / 0.85
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}
+TOKEN = "bench-token"
+BARE_BUCKET = "bench-bare"
+PIPE_BUCKET = "bench-pipeline"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULTS = Settings()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+    return result
+
+
+# --- CPU accounting from /proc -----------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 once it is gone)."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def children_cpu(pid: int) -> float:
+    """CPU seconds of pid's children, those running and those that ended and were waited for."""
+    fields = _stat(pid)
+    reaped = 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / CLK_TCK
+    return reaped + sum(cpu_seconds(child) for child in children(pid))
+
+
+class CpuMeter:
+    """CPU seconds, per component, spent between start() and stop()."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Callable[[], float]] = {}
+        self._start: dict[str, float] = {}
+        self._busy = 0.0
+
+    def add(self, name: str, cpu: Callable[[], float]) -> None:
+        """A component, by a function that gives its cumulative CPU seconds."""
+        self.components[name] = cpu
+
+    def _sample(self) -> dict[str, float]:
+        return {name: cpu() for name, cpu in self.components.items()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._self = os.times()
+        self._busy = machine_busy()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds by component, and under OTHERS what the rest of the machine used meanwhile."""
+        end = self._sample()
+        now = os.times()
+        used = {"driver (this process)": now.user + now.system - self._self.user - self._self.system}
+        for name, cpu in end.items():
+            used[name] = cpu - self._start.get(name, cpu)
+        used[OTHERS] = max(0.0, machine_busy() - self._busy - sum(used.values()))
+        return used
+
+
+OTHERS = "other processes on the machine"
+
+
+def wait_for_quiet(max_cores: float, ours: float = 0.15, timeout: float = 60) -> None:
+    """Wait (at most timeout s) for a second in which the machine, idle processes of ours included, kept
+    fewer than max_cores + ours cores busy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = machine_busy()
+        time.sleep(1)
+        if machine_busy() - before < max_cores + ours:
+            return
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+# --- servers -------------------------------------------------------------------------------------
+
+
+def serve_moto(port: int, latency_ms: float) -> None:
+    """The child that runs moto's server (threaded, quiet) until SIGTERM, each answer delayed by latency_ms."""
+    import logging
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        time.sleep(latency_ms / 1000)  # a network round trip: time, no CPU
+        return moto_app(environ, start_response)
+
+    server = make_server("127.0.0.1", port, app if latency_ms else moto_app, threaded=True,
+                         request_handler=MotoRequestHandler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
+
+@dataclass
+class Proc:
+    """A subprocess in its own process group, logging to a file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+@contextmanager
+def spawn(name: str, args: list[str], env: dict[str, str], log: Path) -> Iterator[Proc]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = Proc(name, process, log)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def alive(proc: Proc) -> None:
+    if proc.process.poll() is not None:
+        raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}:\n{proc.tail()}")
+
+
+def reachable(url: str, proc: Proc) -> bool:
+    alive(proc)
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3THUMBS_", "AWS_"))}
+    env.update(CREDENTIALS, PYTHONUNBUFFERED="1")
+    env.update({f"S3THUMBS_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def start_redis(stack: ExitStack, tmp: Path) -> tuple[str, int]:
+    """A private redis-server without persistence; returns its URL and pid."""
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not on PATH: install it or pass --broker and --result-backend")
+    port = free_port()
+    proc = stack.enter_context(spawn("redis-server", [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(tmp)], os.environ.copy(), tmp / "redis.log"))
+    url = f"redis://127.0.0.1:{port}"
+    wait_until(lambda: alive(proc) or _redis_ping(url), 20, "redis-server")
+    return url, proc.process.pid
+
+
+def _redis_ping(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.ConnectionError:
+        return False
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def generate(index: int, directory: str, seed: int) -> bytes:
+    folder = Path(directory) / str(index)
+    folder.mkdir()
+    spec = images.Input("12MP JPEG", "JPEG", 4000, 3000)
+    return images.write_input(spec, folder, seed + index).data
+
+
+def keys_for(count: int) -> list[str]:
+    return [f"photos/img{i:03d}.jpg" for i in range(count)]
+
+
+def clear_thumbnails(s3: Any, bucket: str) -> None:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def count_thumbnails(s3: Any, bucket: str) -> int:
+    paginator = s3.get_paginator("list_objects_v2")
+    return sum(len(page.get("Contents", [])) for page in
+               paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix))
+
+
+# --- bare processes ----------------------------------------------------------------------------------
+
+
+def bare_process(endpoint: str, bucket: str, jobs: Any, done: Any) -> None:
+    """GET, render and PUT each key that arrives; report (end time, GET/render/PUT ms) per image."""
+    os.environ.update(CREDENTIALS)
+    client = make_client(endpoint)
+    spec = imaging.RenderSpec(DEFAULTS.sizes, DEFAULTS.format, DEFAULTS.quality, DEFAULTS.max_pixels)
+    layout = DEFAULTS.layout
+    while (key := jobs.get()) is not None:
+        t0 = time.perf_counter()
+        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        t1 = time.perf_counter()
+        thumbnails = imaging.render(io.BytesIO(data), spec)
+        t2 = time.perf_counter()
+        for thumb in thumbnails:
+            client.put_object(Bucket=bucket, Key=layout.thumbnail_key(key, thumb.box), Body=thumb.body,
+                              ContentType=thumb.content_type)
+        t3 = time.perf_counter()
+        done.put((time.time(), ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)))
+
+
+class BarePool:
+    def __init__(self, endpoint: str, processes: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.jobs = context.Queue()
+        self.done = context.Queue()
+        self.processes = [context.Process(target=bare_process, args=(endpoint, BARE_BUCKET, self.jobs, self.done),
+                                          daemon=True) for _ in range(processes)]
+        for process in self.processes:
+            process.start()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    def finish(self, images: int) -> tuple[float, list[tuple[float, float, float]]]:
+        """Wait for ``images`` reports: the last end time, and each image's steps."""
+        reports = [self.done.get(timeout=600) for _ in range(images)]
+        return max(end for end, _ in reports), [steps for _, steps in reports]
+
+    def close(self) -> None:
+        for _ in self.processes:
+            self.jobs.put(None)
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+
+
+# --- one timed run of each side ----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu: dict[str, float]
+    steps: list[tuple[float, float, float]] = field(default_factory=list)  # bare: GET, render, PUT ms
+    task_ms: list[float] = field(default_factory=list)  # pipeline: Celery's "succeeded in"
+
+    @property
+    def others(self) -> float:
+        """Cores that processes not ours kept busy, on average, during the run."""
+        return self.cpu[OTHERS] / self.seconds
+
+    @property
+    def ours(self) -> float:
+        """CPU seconds of every process of the benchmark."""
+        return sum(v for k, v in self.cpu.items() if k != OTHERS)
+
+
+@dataclass
+class Bench:
+    s3: Any
+    endpoint: str
+    events: str
+    keys: list[str]
+    data: dict[str, bytes]
+    etags: dict[str, str]
+    bare: BarePool
+    backend: redis.Redis
+    receiver_url: str
+    meter: CpuMeter
+    http: httpx.Client
+    worker_log: Path | None = None
+
+    def run_bare(self, keys: list[str]) -> Run:
+        clear_thumbnails(self.s3, BARE_BUCKET)
+        self.meter.start()
+        started = time.time()
+        for key in keys:
+            if self.events == "sns":
+                self.s3.put_object(Bucket=BARE_BUCKET, Key=key, Body=self.data[key], ContentType="image/jpeg")
+            self.bare.jobs.put(key)
+        end, steps = self.bare.finish(len(keys))
+        cpu = self.meter.stop()
+        written = count_thumbnails(self.s3, BARE_BUCKET)
+        if written != len(keys) * len(DEFAULTS.sizes) or len(steps) != len(keys):
+            raise RuntimeError(f"bare run wrote {written} thumbnails for {len(keys)} images")
+        return Run(end - started, cpu, steps=steps)
+
+    def run_pipeline(self, keys: list[str]) -> Run:
+        clear_thumbnails(self.s3, PIPE_BUCKET)
+        time.sleep(0.3)  # let the deletions' own events (skipped by the receiver) pass
+        self.backend.flushdb()
+        log_offset = self.worker_log.stat().st_size if self.worker_log else 0
+        self.meter.start()
+        started = time.time()
+        for key in keys:
+            if self.events == "sns":
+                self.s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=self.data[key], ContentType="image/jpeg")
+            else:
+                self.post_minio_event(key)
+        wait_until(lambda: len(self.result_keys(len(keys))) >= len(keys), 120 + 5 * len(keys), "the tasks' results",
+                   interval=0.02)
+        cpu = self.meter.stop()
+        results = [json.loads(raw) for raw in self.backend.mget(self.result_keys(len(keys)))]
+        bad = [r for r in results if r["status"] != "SUCCESS" or r["result"]["status"] != "written"]
+        if bad or len(results) != len(keys):
+            raise RuntimeError(f"{len(results)} results for {len(keys)} images, not all written: {bad[:2]}")
+        end = max(datetime.fromisoformat(r["date_done"]).timestamp() for r in results)
+        written = count_thumbnails(self.s3, PIPE_BUCKET)
+        if written != len(keys) * len(DEFAULTS.sizes):
+            raise RuntimeError(f"pipeline run wrote {written} thumbnails for {len(keys)} images")
+        return Run(end - started, cpu, task_ms=self._task_ms(log_offset))
+
+    def result_keys(self, expected: int) -> list[bytes]:
+        """Celery's task results in the (flushed) backend database, once there may be ``expected`` of them;
+        other records may share the database."""
+        if self.backend.dbsize() < expected:
+            return []
+        return list(self.backend.scan_iter("celery-task-meta-*", count=1000))
+
+    def post_minio_event(self, key: str) -> None:
+        """What a MinIO webhook target sends for one upload: one POST, one record."""
+        from urllib.parse import quote_plus
+
+        record = {
+            "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
+            "eventTime": datetime.now().astimezone().isoformat(), "eventName": "s3:ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
+                   "bucket": {"name": PIPE_BUCKET, "arn": f"arn:aws:s3:::{PIPE_BUCKET}"},
+                   "object": {"key": quote_plus(key), "size": len(self.data[key]), "eTag": self.etags[key],
+                              "contentType": "image/jpeg", "sequencer": uuid.uuid4().hex[:16].upper()}},
+        }
+        body = {"EventName": "s3:ObjectCreated:Put", "Key": f"{PIPE_BUCKET}/{key}", "Records": [record]}
+        response = self.http.post(f"{self.receiver_url}/events", json=body,
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+        response.raise_for_status()
+
+    def _task_ms(self, offset: int) -> list[float]:
+        if self.worker_log is None:
+            return []
+        with self.worker_log.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        found = []
+        for line in text.splitlines():
+            if "s3thumbs.thumbnail[" in line and " succeeded in " in line:
+                found.append(float(line.split(" succeeded in ", 1)[1].split("s:", 1)[0]) * 1000)
+        return found
+
+
+# `s3thumbs worker`, with storage.UPLOAD_THREADS set first: for A/B runs of the concurrent uploads.
+WORKER_WITH_UPLOAD_THREADS = ("import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
+                              "from s3thumbs.cli import main; main(prog_name='s3thumbs')")
+
+
+@contextmanager
+def worker(tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int | None) -> Iterator[Proc]:
+    log = tmp / f"worker-{concurrency}.log"
+    command = [sys.executable, "-m", "s3thumbs"] if upload_threads is None else \
+        [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
+    with spawn("worker", [*command, "worker", "--concurrency", str(concurrency),
+                          "--hostname", f"bench{concurrency}@%h"], env, log) as proc:
+        wait_until(lambda: alive(proc) or " ready." in log.read_text(errors="replace"), 90, "the worker")
+        yield proc
+
+
+# --- profile of one task -----------------------------------------------------------------------------
+
+
+class TimedStorage(Storage):
+    """Storage that times its S3 calls: each HEAD, the GET (body included), the PUTs of all sizes."""
+
+    def __init__(self, client: Any, upload_threads: int | None) -> None:
+        super().__init__(client, upload_threads)
+        self.calls: dict[str, list[float]] = {}
+        self.puts = 0
+
+    def _timed(self, name: str, call: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.calls.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+
+    def head(self, bucket: str, key: str) -> Any:
+        return self._timed("HEAD", lambda: super(TimedStorage, self).head(bucket, key))
+
+    def open(self, bucket: str, key: str, etag: str, max_bytes: int) -> Any:
+        return self._timed("GET", lambda: super(TimedStorage, self).open(bucket, key, etag, max_bytes))
+
+    def put(self, *args: Any, **kwargs: Any) -> None:
+        self.puts += 1
+        super().put(*args, **kwargs)
+
+    def put_all(self, *args: Any, **kwargs: Any) -> None:
+        self._timed("PUT", lambda: super(TimedStorage, self).put_all(*args, **kwargs))
+
+
+def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | None) -> str:
+    """One process, one image at a time: the worker's use case against the bare steps."""
+    from s3thumbs.tasks import job_from
+
+    job = job_from(DEFAULTS)
+    storage = TimedStorage(make_client(endpoint), upload_threads)
+    client = make_client(endpoint)
+    totals: list[float] = []
+    bare_steps: list[tuple[float, float, float]] = []
+    # Alternate task and bare per image, after one warm-up of each.
+    for i, key in enumerate([keys[0], *keys]):
+        clear_thumbnails(s3, PIPE_BUCKET)
+        started = time.perf_counter()
+        outcome = make_thumbnails(storage, job, PIPE_BUCKET, key)
+        total = (time.perf_counter() - started) * 1000
+        assert outcome.status == "written", outcome
+        t0 = time.perf_counter()
+        data = client.get_object(Bucket=BARE_BUCKET, Key=key)["Body"].read()
+        t1 = time.perf_counter()
+        thumbnails = imaging.render(io.BytesIO(data), job.spec)
+        t2 = time.perf_counter()
+        for thumb in thumbnails:
+            client.put_object(Bucket=BARE_BUCKET, Key=DEFAULTS.layout.thumbnail_key(key, thumb.box),
+                              Body=thumb.body, ContentType=thumb.content_type)
+        t3 = time.perf_counter()
+        if i == 0:
+            storage.calls.clear()
+            storage.puts = 0
+            continue
+        totals.append(total)
+        bare_steps.append(((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000))
+    n = len(totals)
+    io_ms = {name: sum(times) / n for name, times in storage.calls.items()}
+    task_total = statistics.median(totals)
+    bare = [statistics.median(s[i] for s in bare_steps) for i in range(3)]
+    sizes = len(DEFAULTS.sizes)
+    heads = len(storage.calls.get("HEAD", [])) / n
+    lines = [
+        f"{n} images, one after the other in this process (no other load from the benchmark); ms per image: "
+        "mean per step, median total.\n",
+        "| step | bare | worker task (`make_thumbnails`) |",
+        "|---|---:|---:|",
+        f"| HEAD | – | {io_ms.get('HEAD', 0):.1f} ({heads:g} requests) |",
+        f"| GET | {bare[0]:.1f} | {io_ms.get('GET', 0):.1f} |",
+        f"| render + the rest | {bare[1]:.1f} | {task_total - sum(io_ms.values()):.1f} |",
+        f"| PUT ({sizes} sizes) | {bare[2]:.1f} (one after another) | {io_ms.get('PUT', 0):.1f} "
+        f"({storage.puts / n:g} requests, {'at once' if storage.upload_threads > 1 else 'one after another'}) |",
+        f"| **total** | **{sum(bare):.1f}** | **{task_total:.1f}** |",
+    ]
+    return "\n".join(lines)
+
+
+# --- report --------------------------------------------------------------------------------------------
+
+
+def machine(broker: str, backend_url: str) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    redis_version = redis.Redis.from_url(backend_url).info()["redis_version"]
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; Pillow {PIL.__version__}, "
+        f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}; boto3 {boto3.__version__}, "
+        f"botocore {botocore.__version__}; moto {moto.__version__}; celery {celery.__version__}, "
+        f"kombu {kombu.__version__}; redis-py {redis.__version__}, Redis {redis_version}; broker {broker}"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def cpu_table(bare: list[Run], pipe: list[Run], images_per_run: int, concurrency: int) -> str:
+    names = [n for n in dict.fromkeys([*bare[0].cpu, *pipe[0].cpu]) if n != OTHERS]
+    cores = os.cpu_count() or 1
+
+    def per_image(runs: list[Run], value: Callable[..., float]) -> float:
+        return median([value(r) for r in runs]) * 1000 / images_per_run
+
+    lines = [f"| process | bare: CPU ms/image | pipeline (--concurrency {concurrency}): CPU ms/image |",
+             "|---|---:|---:|"]
+    for name in names:
+        b, p = (per_image(runs, lambda r, name=name: r.cpu.get(name, 0.0)) for runs in (bare, pipe))
+        if b >= 0.05 or p >= 0.05:
+            lines.append(f"| {name} | {b:.1f} | {p:.1f} |")
+    ours = lambda r: sum(v for k, v in r.cpu.items() if k != OTHERS)  # noqa: E731
+    lines.append(f"| **all of the above** | **{per_image(bare, ours):.1f}** | **{per_image(pipe, ours):.1f}** |")
+    lines.append(f"| {OTHERS} (not ours) | {per_image(bare, lambda r: r.cpu[OTHERS]):.1f} | "
+                 f"{per_image(pipe, lambda r: r.cpu[OTHERS]):.1f} |")
+    lines.append(f"| wall × {cores} cores | {per_image(bare, lambda r: r.seconds * cores):.1f} | "
+                 f"{per_image(pipe, lambda r: r.seconds * cores):.1f} |")
+    return "\n".join(lines)
+
+
+def report(concurrency: int, threads: int | None, bare_runs: list[Run], pipe_runs: list[Run], repeated: int,
+           images_per_run: int, args: argparse.Namespace) -> list[str]:
+    """Print one setting's tables; return its row of the sweep table."""
+    setting = f"{concurrency}" + ("" if threads is None else f", UPLOAD_THREADS = {threads}")
+    ratios = [p.seconds / b.seconds for p, b in zip(pipe_runs, bare_runs, strict=True)]
+    cpu_ratios = [p.ours / b.ours for p, b in zip(pipe_runs, bare_runs, strict=True)]
+    print(f"## Worker --concurrency {setting}: {images_per_run} images, bare {args.bare_processes} processes\n")
+    if repeated:
+        print(f"{repeated} pass(es) repeated because other processes used more than {args.max_others} cores.\n")
+    print("| pass | bare s | pipeline s | pipeline / bare | CPU (ours), pipeline / bare | "
+          "others' load, bare / pipeline (cores) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n, (b, p, r, c) in enumerate(zip(bare_runs, pipe_runs, ratios, cpu_ratios, strict=True), 1):
+        print(f"| {n} | {b.seconds:.2f} | {p.seconds:.2f} | {r:.3f} | {c:.3f} | {b.others:.2f} / {p.others:.2f} |")
+    mb, mp, mr = median([r.seconds for r in bare_runs]), median([r.seconds for r in pipe_runs]), median(ratios)
+    verdict = "pass" if mr <= GOAL else "FAIL"
+    print(f"| **median** | **{mb:.2f}** | **{mp:.2f}** | **{mr:.3f}** ({verdict}, goal ≤ {GOAL:.3f}) | "
+          f"{median(cpu_ratios):.3f} | |\n")
+    steps = [s for r in bare_runs for s in r.steps]
+    task_ms = [t for r in pipe_runs for t in r.task_ms]
+    busy = median([sum(r.task_ms) / 1000 / (r.seconds * concurrency) for r in pipe_runs]) if task_ms else 0.0
+    print(f"Bare, per image (median ms): GET {median([s[0] for s in steps]):.0f}, render "
+          f"{median([s[1] for s in steps]):.0f}, PUT ×{len(DEFAULTS.sizes)} {median([s[2] for s in steps]):.0f}. "
+          f"Pipeline, per task (median of Celery's 'succeeded in'): {median(task_ms) if task_ms else 0:.0f} ms; "
+          f"pool processes busy with a task {busy:.0%} of the wall time.\n")
+    print("CPU per image, by process (median over passes):\n")
+    print(cpu_table(bare_runs, pipe_runs, images_per_run, concurrency) + "\n")
+    pool = median([r.cpu.get("worker: pool processes", 0.0) for r in pipe_runs]) * 1000 / images_per_run
+    ours = (median([r.ours for r in pipe_runs]) * 1000 / images_per_run,
+            median([r.ours for r in bare_runs]) * 1000 / images_per_run)
+    return [setting, f"{mb:.2f}", f"{mp:.2f}", f"{mr:.3f}", f"{images_per_run / mp:.2f}", f"{pool:.0f}",
+            f"{ours[0]:.0f} / {ours[1]:.0f}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=40, help="12 MP JPEGs per run (default 40)")
+    parser.add_argument("--passes", type=int, default=3, help="timed passes per setting (default 3)")
+    parser.add_argument("--events", choices=("sns", "webhook"), default="sns",
+                        help="sns: uploads timed on both sides, S3 → SNS → HTTP → receiver (default); "
+                             "webhook: objects already in the bucket, one MinIO-shaped POST per object")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker --concurrency (default 2)")
+    parser.add_argument("--sweep", help="comma-separated worker concurrencies to run instead, e.g. 1,2,3,4")
+    parser.add_argument("--bare-processes", type=int, default=2, help="bare processes (default 2)")
+    parser.add_argument("--broker", help="broker URL (default: a private redis-server, database 0)")
+    parser.add_argument("--result-backend", help="Redis result backend URL, flushed every pass "
+                        "(default: a private redis-server, database 1)")
+    parser.add_argument("--moto", choices=("process", "thread"), default="process",
+                        help="moto's server in a process of its own (default) or a thread of this one")
+    parser.add_argument("--s3-latency", type=float, default=0.0, metavar="MS",
+                        help="delay every S3 answer by MS milliseconds, like a real network round trip "
+                             "(default 0: moto on loopback answers in about 1-5 ms)")
+    parser.add_argument("--max-others", type=float, default=0.25, metavar="CORES",
+                        help="repeat a pass (up to --retries times) while other processes on the machine used "
+                             "more than this many cores during either side (default 0.25)")
+    parser.add_argument("--retries", type=int, default=4, help="repeats of a noisy pass (default 4)")
+    parser.add_argument("--upload-threads", metavar="N[,N…]",
+                        help="run the worker with storage.UPLOAD_THREADS = N (1: no requests at once: the sizes "
+                             "uploaded one after another); several values are compared in the same passes, "
+                             "each pipeline run with a worker of its own; default: as shipped")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_moto:
+        serve_moto(args.serve_moto, args.s3_latency)
+        return
+    if args.s3_latency and args.moto != "process":
+        parser.error("--s3-latency needs --moto process")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the servers on kill too
+    concurrencies = [int(c) for c in args.sweep.split(",")] if args.sweep else [args.concurrency]
+    variants: list[int | None] = [int(v) for v in args.upload_threads.split(",")] if args.upload_threads else [None]
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="s3thumbs-pipeline-") as tmp_name:
+        tmp = Path(tmp_name)
+        meter = CpuMeter()
+        redis_url = None
+        if not (args.broker and args.result_backend):
+            redis_url, redis_pid = start_redis(stack, tmp)
+            meter.add("redis-server", lambda: cpu_seconds(redis_pid))
+        broker = args.broker or f"{redis_url}/0"
+        backend_url = args.result_backend or f"{redis_url}/1"
+        print(f"Machine: {machine(maybe_sanitize_url(broker), backend_url)}\n")
+        if broker.startswith("amqp"):
+            with kombu.Connection(broker) as connection:
+                queue = kombu.Queue("s3thumbs", durable=True)(connection.default_channel)
+                queue.declare()
+                queue.purge()
+
+        # moto's server
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        if args.moto == "process":
+            moto_proc = stack.enter_context(spawn("moto", [sys.executable, str(Path(__file__).resolve()),
+                                                           "--serve-moto", str(port),
+                                                           "--s3-latency", str(args.s3_latency)],
+                                                  os.environ.copy(),
+                                                  tmp / "moto.log"))
+            wait_until(lambda: reachable(endpoint, moto_proc), 30, "moto's server")
+            meter.add("moto S3 server", lambda: cpu_seconds(moto_proc.process.pid))
+        else:
+            import logging
+
+            from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            server.start()
+            stack.callback(server.stop)
+        os.environ.update(CREDENTIALS)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+        for bucket in (BARE_BUCKET, PIPE_BUCKET):
+            s3.create_bucket(Bucket=bucket)
+
+        # inputs
+        started = time.perf_counter()
+        keys = keys_for(args.images)
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            blobs = list(pool.map(generate, range(len(keys)), [tmp_name] * len(keys), [args.seed] * len(keys)))
+        data = dict(zip(keys, blobs, strict=True))
+        mib = statistics.mean(len(b) for b in blobs) / 2**20
+        print(f"Generated {len(keys)} photo-like 12 MP JPEGs (4000×3000, q90, mean {mib:.2f} MiB) "
+              f"in {time.perf_counter() - started:.0f} s. Sizes {', '.join(map(str, DEFAULTS.sizes))}, "
+              f"format {DEFAULTS.format}, quality {DEFAULTS.quality}.\n")
+        etags = {}
+        for key in keys:  # both buckets hold every original before the first run
+            s3.put_object(Bucket=BARE_BUCKET, Key=key, Body=data[key], ContentType="image/jpeg")
+            etags[key] = s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=data[key],
+                                       ContentType="image/jpeg")["ETag"].strip('"')
+
+        env = service_env(broker_url=broker, result_backend=backend_url, s3_endpoint_url=endpoint,
+                          auth_token=TOKEN)
+        receiver_port = free_port()
+        receiver_url = f"http://127.0.0.1:{receiver_port}"
+        receiver = stack.enter_context(spawn("receiver", [
+            sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(receiver_port)],
+            env, tmp / "receiver.log"))
+        wait_until(lambda: reachable(f"{receiver_url}/healthz", receiver), 30, "the receiver")
+        meter.add("receiver", lambda: cpu_seconds(receiver.process.pid) + children_cpu(receiver.process.pid))
+        if args.events == "sns":
+            sns = boto3.client("sns", endpoint_url=endpoint, region_name=REGION)
+            topic = sns.create_topic(Name="bench")["TopicArn"]
+            sns.subscribe(TopicArn=topic, Protocol="http",
+                          Endpoint=receiver_url.replace("://", f"://sns:{TOKEN}@") + "/events")
+            s3.put_bucket_notification_configuration(Bucket=PIPE_BUCKET, NotificationConfiguration={
+                "TopicConfigurations": [{
+                    "TopicArn": topic, "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "photos/"}]}}}]})
+
+        bare = BarePool(endpoint, args.bare_processes)
+        stack.callback(bare.close)
+        meter.add("bare processes", lambda: sum(cpu_seconds(pid) for pid in bare.pids()))
+        backend = redis.Redis.from_url(backend_url)
+        bench = Bench(s3, endpoint, args.events, keys, data, etags, bare, backend, receiver_url, meter,
+                      stack.enter_context(httpx.Client(timeout=30)))
+
+        print("## Setup\n")
+        moto_where = ("moto's ThreadedMotoServer in a process of its own (not sharing the driver's GIL)"
+                      if args.moto == "process" else "moto's ThreadedMotoServer in a thread of the driver process")
+        events_how = (
+            "every original uploaded by the driver inside the timed window on **both** sides (one "
+            "put_object after another); the pipeline bucket notifies an SNS topic whose HTTP "
+            "subscription is the receiver (`http://sns:TOKEN@…/events`), as on AWS; the bare processes "
+            "get each key from a queue as soon as its upload returns"
+            if args.events == "sns" else
+            "originals already in both buckets; the driver POSTs one MinIO-shaped webhook notification "
+            "per object (Bearer token) to the receiver, one after another; the bare processes get every "
+            "key from a queue at the start")
+        print(f"- S3: {moto_where}, at {endpoint}.")
+        print(f"- Events: {events_how}.")
+        print(f"- Bare: {args.bare_processes} processes (spawned, one boto3 client each, `make_client`'s "
+              "settings): GET, `imaging.render`, PUT each size; they stay up between passes.")
+        print("- Pipeline: `s3thumbs receiver` and `s3thumbs worker --concurrency C` (prefork), "
+              "environment as SPEC.md, Redis result backend on (the default), text logs"
+              + (f"; the worker with `storage.UPLOAD_THREADS` = {args.upload_threads}"
+                 if args.upload_threads else "") + ".")
+        print("- Timed: from the first upload (or POST) to the last image done: for the bare side the "
+              "last PUT, for the pipeline the latest `date_done` among the task results in the result "
+              "backend (polled every 20 ms; Redis, not S3, so the polling adds nothing to moto's load). "
+              "Thumbnails are deleted before every run, so every task renders.")
+        print(f"- Each setting: one warm-up run of each side, then {args.passes} passes, the side that goes "
+              "first alternating (with several `--upload-threads`, each pipeline run has a worker of its own, "
+              "started and warmed up before it); ratios per pass, then the median. A pass during which other "
+              f"processes on the machine kept more than {args.max_others} cores busy is run again (at most "
+              f"{args.retries} times), and each run waits (up to 60 s) for a quiet second first.")
+        print(f"- S3 latency: {args.s3_latency:g} ms added to every answer"
+              + (" (moto on loopback: no network delay)" if not args.s3_latency else " (sleeps, no CPU)") + ".\n")
+
+        summary = []
+
+        @contextmanager
+        def worker_session(concurrency: int, threads: int | None) -> Iterator[None]:
+            """A worker, measured, warmed up with a few images."""
+            with worker(tmp, env, concurrency, threads) as proc:
+                bench.worker_log = proc.log
+                meter.add("worker: Celery main process", lambda: cpu_seconds(proc.process.pid))
+                meter.add("worker: pool processes", lambda: children_cpu(proc.process.pid))
+                try:
+                    bench.run_pipeline(keys[: min(len(keys), max(4, 2 * concurrency))])
+                    yield
+                finally:
+                    del meter.components["worker: Celery main process"], meter.components["worker: pool processes"]
+
+        for concurrency in concurrencies:
+            with ExitStack() as kept:
+                if len(variants) == 1:  # one worker for every pass
+                    kept.enter_context(worker_session(concurrency, variants[0]))
+
+                def pipeline(threads: int | None, concurrency: int = concurrency) -> Run:
+                    if len(variants) == 1:
+                        return bench.run_pipeline(keys)
+                    with worker_session(concurrency, threads):  # A/B: each run with its own worker
+                        wait_for_quiet(args.max_others)
+                        return bench.run_pipeline(keys)
+
+                bench.run_bare(keys[: min(len(keys), 4)])
+                bare_runs: list[Run] = []
+                pipe_runs: dict[int | None, list[Run]] = {v: [] for v in variants}
+                repeated = 0
+                for n in range(args.passes):
+                    for attempt in range(args.retries + 1):
+                        order = variants if n % 2 == 0 else variants[::-1]
+                        wait_for_quiet(args.max_others)
+                        b = bench.run_bare(keys) if n % 2 == 0 else None
+                        found = {v: pipeline(v) for v in order}
+                        if b is None:
+                            wait_for_quiet(args.max_others)
+                            b = bench.run_bare(keys)
+                        if max(b.others, *(r.others for r in found.values())) <= args.max_others \
+                                or attempt == args.retries:
+                            break
+                        repeated += 1
+                    bare_runs.append(b)
+                    for v in variants:
+                        pipe_runs[v].append(found[v])
+                for v in variants:
+                    summary.append(report(concurrency, v, bare_runs, pipe_runs[v], repeated, len(keys), args))
+
+        if len(summary) > 1:
+            print("## Sweep: worker concurrency\n")
+            print(f"Bare is always {args.bare_processes} processes. Medians over the passes.\n")
+            print("| worker --concurrency (, upload threads) | bare s | pipeline s | pipeline / bare | "
+                  "pipeline images/s | pool CPU ms/image | all CPU ms/image, pipeline / bare |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for row in summary:
+                print("| " + " | ".join(row) + " |")
+            print()
+
+        print("## One task's time (profile)\n")
+        print(profile_task(s3, endpoint, keys[: min(len(keys), 8)], variants[0]))
+
+
+if __name__ == "__main__":
+    main()
