@@ -33,8 +33,11 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Index
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
 RENDER_VERSION = "2"
 # After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
-# after encoding and a third faster.
+# after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
+# above its box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
 RESAMPLE = Image.Resampling.BICUBIC
+NEAR_RESAMPLE = Image.Resampling.LANCZOS
+NEAR_FACTOR = 1.25
 # From the decoded image, box ``reduce()`` does every whole factor first: a big PNG or WebP has
 # no shrink on load, and a full-size filter costs more than the decode. Between thumbnails the
 # filter does the work: a 2x box there costs up to 1 dB for a few milliseconds saved.
@@ -184,7 +187,9 @@ def _scaled(base: Image.Image, region: tuple[float, float, float, float] | None,
     if base.size == stored and region in (None, (0, 0, *stored)):
         image = base
     else:
-        image = base.resize(stored, RESAMPLE, box=region, reducing_gap=DECODED_REDUCING_GAP)
+        factor = (region[2] if region else base.width) / stored[0]
+        resample = NEAR_RESAMPLE if factor < NEAR_FACTOR else RESAMPLE
+        image = base.resize(stored, resample, box=region, reducing_gap=DECODED_REDUCING_GAP)
     return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image
 
 
