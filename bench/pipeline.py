@@ -478,12 +478,15 @@ def worker(tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int
 
 
 class TimedStorage(Storage):
-    """Storage that times its S3 calls: each HEAD, the GET (body included), the PUTs of all sizes."""
+    """Storage that times its S3 calls: the HEADs (those made at once as one), the GET (body included),
+    the PUTs of all sizes."""
 
     def __init__(self, client: Any, upload_threads: int | None) -> None:
         super().__init__(client, upload_threads)
         self.calls: dict[str, list[float]] = {}
         self.puts = 0
+        self.heads = 0
+        self._batch = False
 
     def _timed(self, name: str, call: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -493,7 +496,17 @@ class TimedStorage(Storage):
             self.calls.setdefault(name, []).append((time.perf_counter() - started) * 1000)
 
     def head(self, bucket: str, key: str) -> Any:
+        self.heads += 1
+        if self._batch:  # timed as a whole by head_all
+            return super().head(bucket, key)
         return self._timed("HEAD", lambda: super(TimedStorage, self).head(bucket, key))
+
+    def head_all(self, objects: Any) -> Any:
+        self._batch = True
+        try:
+            return self._timed("HEAD", lambda: super(TimedStorage, self).head_all(objects))
+        finally:
+            self._batch = False
 
     def open(self, bucket: str, key: str, etag: str, max_bytes: int) -> Any:
         return self._timed("GET", lambda: super(TimedStorage, self).open(bucket, key, etag, max_bytes))
@@ -533,7 +546,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         t3 = time.perf_counter()
         if i == 0:
             storage.calls.clear()
-            storage.puts = 0
+            storage.puts = storage.heads = 0
             continue
         totals.append(total)
         bare_steps.append(((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000))
@@ -542,13 +555,14 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
     task_total = statistics.median(totals)
     bare = [statistics.median(s[i] for s in bare_steps) for i in range(3)]
     sizes = len(DEFAULTS.sizes)
-    heads = len(storage.calls.get("HEAD", [])) / n
+    heads = storage.heads / n
     lines = [
         f"{n} images, one after the other in this process (no other load from the benchmark); ms per image: "
         "mean per step, median total.\n",
         "| step | bare | worker task (`make_thumbnails`) |",
         "|---|---:|---:|",
-        f"| HEAD | – | {io_ms.get('HEAD', 0):.1f} ({heads:g} requests) |",
+        f"| HEAD | – | {io_ms.get('HEAD', 0):.1f} ({heads:g} requests"
+        f"{', the first two at once' if storage.upload_threads > 1 else ''}) |",
         f"| GET | {bare[0]:.1f} | {io_ms.get('GET', 0):.1f} |",
         f"| render + the rest | {bare[1]:.1f} | {task_total - sum(io_ms.values()):.1f} |",
         f"| PUT ({sizes} sizes) | {bare[2]:.1f} (one after another) | {io_ms.get('PUT', 0):.1f} "
@@ -830,6 +844,7 @@ def main() -> None:
                                 or attempt == args.retries:
                             break
                         repeated += 1
+                    assert b is not None
                     bare_runs.append(b)
                     for v in variants:
                         pipe_runs[v].append(found[v])
