@@ -50,6 +50,8 @@ MAX_BATCH_EVENTS = 256
 # The publisher thread ends after this many idle seconds; the next request starts another.
 PUBLISHER_IDLE_SECONDS = 60.0
 Confirm = Callable[[str], None]
+# Records skipped uploads (with their reasons) for the gallery.
+RecordSkipped = Callable[[Sequence[Ignored]], None]
 # Raises InvalidSignature for an SNS envelope that SNS did not sign (see s3thumbs.sns.Verifier).
 Verify = Callable[[dict[str, Any]], None]
 
@@ -234,7 +236,7 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
                max_body_bytes: int = 1024 * 1024, ready: Callable[[], bool] = lambda: True,
                confirm: Confirm | None = None, verify: Verify | None = None,
                publish_timeout: float = PUBLISH_TIMEOUT, publisher_threads: int = 1,
-               gallery: Gallery | None = None) -> Starlette:
+               gallery: Gallery | None = None, record_skipped: RecordSkipped | None = None) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot.
 
     ``publish`` is called from ``publisher_threads`` threads of its own, with the events of the requests
@@ -284,6 +286,10 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
 
     async def _notification(notification: Notification) -> Response:
         accepted, skipped = rules.sort(notification)
+        # The gallery shows why an upload got no thumbnails; our own thumbnails' events are noise.
+        shown = [item for item in skipped if item.key and not rules.layout.is_output(item.bucket, item.key)]
+        if shown and record_skipped is not None:
+            await run_in_threadpool(record_skipped, shown)
         metrics.EVENTS_RECEIVED.inc(len(accepted) + len(skipped))
         for item in skipped:
             metrics.EVENTS_SKIPPED.labels(item.reason).inc()

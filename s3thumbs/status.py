@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import redis
 
-from s3thumbs.events import ObjectEvent
+from s3thumbs.events import Ignored, ObjectEvent
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +163,14 @@ def queued_recorder(publish: Callable[[Sequence[ObjectEvent]], None],
                     store: Statuses | None) -> Callable[[Sequence[ObjectEvent]], None]:
     """``publish`` itself without a store, else one that records the queued uploads too."""
     return publish if store is None else QueuedRecorder(publish, store)
+
+
+def skipped_recorder(store: Statuses | None) -> Callable[[Sequence[Ignored]], None] | None:
+    """Records uploads the receiver skipped, with the reason, or None without a store."""
+    if store is None:
+        return None
+
+    def record(items: Sequence[Ignored]) -> None:
+        store.save(Record(item.bucket, item.key, "skipped", reason=item.reason) for item in items)
+
+    return record

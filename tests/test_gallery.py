@@ -145,3 +145,19 @@ def test_the_page_shows_a_processed_upload_with_its_thumbnails_in_chromium(moto_
         assert screenshot.size[0] == 1100
     if target := os.environ.get(SCREENSHOT_ENV):
         shutil.copyfile(shot, Path(target))
+
+
+def test_uploads_the_receiver_skipped_are_shown_with_their_reason(store):
+    from s3thumbs.receiver import Rules
+    from s3thumbs.status import skipped_recorder
+    from tests.faults import minio_event
+
+    app = create_app(lambda events: None, rules=Rules(buckets=frozenset({"photos"})),
+                     record_skipped=skipped_recorder(store))
+    with TestClient(app) as http:
+        for bucket, key in [("elsewhere", "cat.jpg"), ("photos", "thumbnails/128x128/dog.jpg")]:
+            assert http.post("/events", json=minio_event(bucket, key, "e")).status_code == 200
+
+    [record] = store.recent()
+    assert (record.bucket, record.key, record.status) == ("elsewhere", "cat.jpg", "skipped")
+    assert "S3THUMBS_BUCKETS" in record.reason

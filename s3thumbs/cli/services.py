@@ -30,7 +30,7 @@ def build_receiver(settings: Settings, statuses: Any = None) -> Any:
     from s3thumbs.gallery import URL_LIFETIME, Gallery
     from s3thumbs.receiver import Rules, create_app
     from s3thumbs.sns import Verifier
-    from s3thumbs.status import StatusStore, queued_recorder
+    from s3thumbs.status import StatusStore, queued_recorder, skipped_recorder
     from s3thumbs.storage import make_client
 
     app = celery_app.create_app(settings, results=False)
@@ -61,6 +61,7 @@ def build_receiver(settings: Settings, statuses: Any = None) -> Any:
         # batch meanwhile. A Redis batch is one quick round trip; a second thread only adds contention.
         publisher_threads=2 if publisher.confirms else 1,
         gallery=gallery,
+        record_skipped=skipped_recorder(store),
     )
 
 
