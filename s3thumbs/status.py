@@ -25,7 +25,6 @@ RECENT = "s3thumbs:recent"
 RECORD_PREFIX = "s3thumbs:status:"
 TTL_SECONDS = 7 * 24 * 3600
 KEEP = 1000
-STATUSES = ("queued", "written", "current", "skipped", "failed", "deleted", "gone")
 
 
 @dataclass(frozen=True)

@@ -41,27 +41,18 @@ def job_from(settings: Settings) -> Job:
 
 def storage_per_process(endpoint_url: str | None) -> Callable[[], Storage]:
     """A Storage built lazily once per process, so no boto3 client crosses a fork."""
-    cache: dict[int, Storage] = {}
-
-    def get() -> Storage:
-        pid = os.getpid()
-        if pid not in cache:
-            cache.clear()
-            cache[pid] = Storage(make_client(endpoint_url))
-        return cache[pid]
-
-    return get
+    return per_process(lambda url: Storage(make_client(url)), endpoint_url)
 
 
-def per_process(make: Callable[[str | None], T], backend_url: str | None) -> Callable[[], T]:
-    """``make(backend_url)``, built lazily once per process (no Redis connection crosses a fork)."""
+def per_process(make: Callable[[str | None], T], url: str | None) -> Callable[[], T]:
+    """``make(url)``, built lazily once per process: no client or connection crosses a fork."""
     cache: dict[int, T] = {}
 
     def get() -> T:
         pid = os.getpid()
         if pid not in cache:
             cache.clear()
-            cache[pid] = make(backend_url)
+            cache[pid] = make(url)
         return cache[pid]
 
     return get
