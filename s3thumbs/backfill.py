@@ -17,7 +17,7 @@ from s3thumbs.events import ObjectEvent
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.keys import Layout, Size, is_image_key
 from s3thumbs.storage import ObjectInfo, Storage
-from s3thumbs.thumbnailer import ETAG_META, SETTINGS_META
+from s3thumbs.thumbnailer import made_from
 
 BATCH = 200
 LOOKUP_THREADS = 16
@@ -87,8 +87,7 @@ def run(plan: Plan, bucket: str, prefix: str, publish: Publish | None, *, retry_
         thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(source.key, plan.sizes[0]))
         if thumb is None:  # deleted since it was listed
             return "missing"
-        current = thumb.metadata.get(ETAG_META) == source.etag and thumb.metadata.get(SETTINGS_META) == plan.fingerprint
-        return "current" if current else "stale"
+        return "current" if made_from(thumb, source.etag, plan.fingerprint) else "stale"
 
     batch: list[ObjectEvent] = []
     with ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="backfill") as pool:

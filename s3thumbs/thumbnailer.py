@@ -159,12 +159,12 @@ def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str, etag:
     """
     out_bucket = job.layout.output_bucket(bucket)
     others = storage.head_all([(out_bucket, job.layout.thumbnail_key(key, size)) for size in job.spec.sizes[1:]]) \
-        if _made_from(first, job, etag) else []
+        if made_from(first, etag, job.spec.fingerprint) else []
     found = []
     for info in [first, *others]:
         if isinstance(info, Exception):
             raise info
-        if info is None or not _made_from(info, job, etag):
+        if info is None or not made_from(info, etag, job.spec.fingerprint):
             return None
         width, _, height = info.metadata.get(SIZE_META, "").partition("x")
         if not (width.isdigit() and height.isdigit()):
@@ -173,6 +173,7 @@ def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str, etag:
     return found if len(found) == len(job.spec.sizes) else None
 
 
-def _made_from(info: ObjectInfo | None, job: Job, etag: str) -> bool:
+def made_from(info: ObjectInfo | None, etag: str, fingerprint: str) -> bool:
+    """True for a thumbnail made from the source with this eTag, with the settings of this fingerprint."""
     return info is not None and info.metadata.get(ETAG_META) == etag \
-        and info.metadata.get(SETTINGS_META) == job.spec.fingerprint
+        and info.metadata.get(SETTINGS_META) == fingerprint
