@@ -57,7 +57,7 @@ import images  # noqa: E402  (bench/images.py: the photo-like input generator)
 from s3thumbs import imaging  # noqa: E402
 from s3thumbs.config import Settings  # noqa: E402
 from s3thumbs.storage import Storage, make_client  # noqa: E402
-from s3thumbs.thumbnailer import make_thumbnails  # noqa: E402
+from s3thumbs.thumbnailer import Job, make_thumbnails  # noqa: E402
 
 GOAL = 1 / 0.85
 REGION = "us-east-1"
@@ -460,7 +460,7 @@ class Bench:
 
 # `s3thumbs worker`, with storage.UPLOAD_THREADS set first: for A/B runs of the concurrent uploads.
 WORKER_WITH_UPLOAD_THREADS = ("import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
-                              "from s3thumbs.cli import main; main(prog_name='s3thumbs')")
+                              "from s3thumbs.cli.main import main; main(prog_name='s3thumbs')")
 
 
 @contextmanager
@@ -521,9 +521,7 @@ class TimedStorage(Storage):
 
 def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | None) -> str:
     """One process, one image at a time: the worker's use case against the bare steps."""
-    from s3thumbs.tasks import job_from
-
-    job = job_from(DEFAULTS)
+    job = Job.from_settings(DEFAULTS)
     storage = TimedStorage(make_client(endpoint), upload_threads)
     client = make_client(endpoint)
     totals: list[float] = []

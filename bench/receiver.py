@@ -2,7 +2,7 @@
 
 In one run, for each broker: (a) a bare loop in one thread calling the project's Celery app
 ``send_task`` with the task name, queue, arguments and keyword arguments the receiver publishes
-(and the publish retry policy of ``s3thumbs.celery_app``); (b) the receiver started as users start it
+(and a short publish retry policy, as a publisher with a deadline needs); (b) the receiver started as users start it
 (``s3thumbs receiver``, one process), fed MinIO-shaped webhook POSTs, one record per request,
 distinct keys, by keep-alive HTTP clients running in a separate process. Every event either side
 published is then looked for on the broker, by key, and the queue is emptied. Prints Markdown. Run
@@ -38,11 +38,14 @@ from celery import Celery
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
+from s3thumbs.messages import QUEUE, THUMBNAIL_TASK
 
 DEFAULT_BROKERS = ("redis://127.0.0.1:6379/1", "amqp://guest:guest@127.0.0.1:5672//")
 TOKEN = "bench-token"
 BUCKET = "uploads"
 ETAG = "430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9"
+# The bare loop's publish: two tries, then an error (what a request with a deadline can afford).
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 
 # --- the load generator (a child process) ------------------------------------------------------
@@ -275,13 +278,13 @@ def bare_loop(app: Celery, run: str, count: int) -> tuple[float, float, list[str
     def loop() -> None:
         started, cpu = time.perf_counter(), time.thread_time()
         for key in keys:
-            app.send_task(celery_app.THUMBNAIL_TASK, args=[BUCKET, key], kwargs={"etag": ETAG},
-                          queue=celery_app.QUEUE, task_id=str(uuid.uuid4()), retry=True,
-                          retry_policy=celery_app.PUBLISH_RETRY)
+            app.send_task(THUMBNAIL_TASK, args=[BUCKET, key], kwargs={"etag": ETAG},
+                          queue=QUEUE, task_id=str(uuid.uuid4()), retry=True,
+                          retry_policy=PUBLISH_RETRY)
         done.append((time.perf_counter() - started, time.thread_time() - cpu))
 
     # A warm-up publish outside the timing: connection, declarations.
-    app.send_task(celery_app.THUMBNAIL_TASK, args=[BUCKET, f"bench/{run}/warm-up.jpg"], queue=celery_app.QUEUE)
+    app.send_task(THUMBNAIL_TASK, args=[BUCKET, f"bench/{run}/warm-up.jpg"], queue=QUEUE)
     thread = threading.Thread(target=loop)
     thread.start()
     thread.join()
@@ -312,9 +315,9 @@ class Broker:
 
         with Connection(self.url) as connection:
             _, messages, consumers = connection.default_channel.queue_declare(
-                celery_app.QUEUE, durable=True, auto_delete=False)
+                QUEUE, durable=True, auto_delete=False)
         if messages or consumers:
-            raise SystemExit(f"queue {celery_app.QUEUE!r} on {self.url} has {messages} message(s) and "
+            raise SystemExit(f"queue {QUEUE!r} on {self.url} has {messages} message(s) and "
                              f"{consumers} consumer(s): stop any worker and empty it first")
 
     def take(self) -> tuple[int, set[str]]:
@@ -323,8 +326,8 @@ class Broker:
             import redis
 
             with redis.Redis.from_url(self.url) as client:
-                raw = client.lrange(celery_app.QUEUE, 0, -1)
-                client.delete(celery_app.QUEUE)
+                raw = client.lrange(QUEUE, 0, -1)
+                client.delete(QUEUE)
             keys = [json.loads(base64.b64decode(json.loads(m)["body"]))[0][1] for m in raw]
             return len(keys), set(keys)
         from kombu import Connection
@@ -332,7 +335,7 @@ class Broker:
         keys = []
         with Connection(self.url) as connection:
             channel = connection.default_channel
-            while (message := channel.basic_get(celery_app.QUEUE, no_ack=True)) is not None:
+            while (message := channel.basic_get(QUEUE, no_ack=True)) is not None:
                 keys.append(json.loads(message.body)[0][1])
         return len(keys), set(keys)
 

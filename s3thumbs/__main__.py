@@ -1,3 +1,3 @@
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 
 main()

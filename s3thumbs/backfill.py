@@ -8,7 +8,8 @@ changed since, or ``retry_failed`` is asked for. Reconciliation runs the same pl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -16,13 +17,14 @@ from typing import Protocol, TypeVar
 from s3thumbs.events import ObjectEvent
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.keys import Layout, Size, is_image_key
+from s3thumbs.messages import Publish
 from s3thumbs.storage import ObjectInfo, Storage
 from s3thumbs.thumbnailer import made_from
 
+logger = logging.getLogger(__name__)
+
 BATCH = 200
 LOOKUP_THREADS = 16
-
-Publish = Callable[[Sequence[ObjectEvent]], None]
 T = TypeVar("T")
 
 
@@ -117,3 +119,11 @@ def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
         keys = {info.key[len(folder):] for info in listed}
         complete = keys if complete is None else complete & keys
     return complete or set()
+
+
+def reconcile(plan: Plan, buckets: Iterable[str], publish: Publish) -> None:
+    """Backfill every bucket of ``buckets``: catches what a lost notification missed."""
+    for bucket in sorted(buckets):
+        summary = run(plan, bucket, "", publish)
+        logger.info("reconciled s3://%s: %s", bucket, summary.line(dry_run=False),
+                    extra={"bucket": bucket, "enqueued": summary.enqueued})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,11 +22,11 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.message import Message
 
-from s3thumbs.celery_app import QUEUE, TASK_NAMES
+from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import ACTIONS, DEAD_QUEUE, Publish
 
 logger = logging.getLogger(__name__)
 
-DEAD_QUEUE = "s3thumbs.dead"
 _RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
@@ -55,10 +55,15 @@ class DeadLetter:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         return cls(**known)
 
+    def event(self) -> ObjectEvent:
+        """The event whose task this was: publishing it again re-drives the task."""
+        return ObjectEvent(ACTIONS[self.task], self.bucket, self.key, "redrive",
+                           etag=self.kwargs.get("etag"), version_id=self.kwargs.get("version_id"))
+
 
 def dead_queue() -> Queue:
     """The durable queue that holds the records."""
-    return Queue(DEAD_QUEUE, routing_key=DEAD_QUEUE, durable=True)
+    return Queue(DEAD_QUEUE, routing_key=DEAD_QUEUE, durable=True)  # type: ignore[no-untyped-call]
 
 
 def record(app: Celery, letter: DeadLetter) -> None:
@@ -68,13 +73,12 @@ def record(app: Celery, letter: DeadLetter) -> None:
                          serializer="json", delivery_mode="persistent", retry=True, retry_policy=_RETRY)
 
 
-def install(app: Celery) -> None:
-    """Record every failure of the s3thumbs tasks of ``app`` as a dead letter."""
-    names = set(TASK_NAMES.values())
+def install(app: Celery, names: Collection[str]) -> None:
+    """Record every failure of the tasks ``names`` of ``app`` as a dead letter."""
 
     def on_failure(sender: Any = None, task_id: str = "", exception: BaseException | None = None,
                    args: Any = None, kwargs: Any = None, **_: Any) -> None:
-        if getattr(sender, "name", None) not in names:
+        if getattr(sender, "name", None) not in names or getattr(sender, "app", None) is not app:
             return
         args = list(args or [])
         letter = DeadLetter(
@@ -106,9 +110,9 @@ def _messages(connection: Connection) -> Iterator[list[tuple[DeadLetter, Message
     """Every record, fetched without acknowledging: what is not acknowledged returns to the queue when
     the connection closes."""
     queue = dead_queue()(connection.default_channel)
-    queue.declare()
+    queue.declare()  # type: ignore[no-untyped-call]
     fetched: list[tuple[DeadLetter, Message]] = []
-    while (message := queue.get(no_ack=False, accept=["json"])) is not None:
+    while (message := queue.get(no_ack=False, accept=["json"])) is not None:  # type: ignore[no-untyped-call]
         fetched.append((DeadLetter.from_dict(message.decode()), message))
     yield fetched
 
@@ -120,22 +124,17 @@ def list_letters(app: Celery) -> list[DeadLetter]:
             return [letter for letter, _ in fetched]
 
 
-def redrive(app: Celery, publish: Callable[[DeadLetter], None],
+def redrive(app: Celery, publish: Publish,
             select: Callable[[DeadLetter], bool] = lambda letter: True) -> list[DeadLetter]:
-    """Publish the selected letters' tasks again; each record is removed once its task is on the broker."""
+    """Publish the selected letters' tasks again, with their retries counted afresh; each record is
+    removed once its task is on the broker."""
     done: list[DeadLetter] = []
     with app.connection_for_read() as connection:
         with _messages(connection) as fetched:
             for letter, message in fetched:
                 if not select(letter):
                     continue
-                publish(letter)
-                message.ack()
+                publish([letter.event()])
+                message.ack()  # type: ignore[no-untyped-call]
                 done.append(letter)
     return done
-
-
-def republish(app: Celery, letter: DeadLetter) -> None:
-    """Send a dead letter's task again, under a new task id, with its retries counted afresh."""
-    app.send_task(letter.task, args=[letter.bucket, letter.key], kwargs=letter.kwargs, queue=QUEUE,
-                  retry=True, retry_policy=_RETRY)

@@ -97,12 +97,12 @@ class ReceiverThread:
         self.thread.join(timeout=10)
 
 
-def wire_bucket(s3: object, sns: object, receiver_url: str) -> None:
+def wire_bucket(s3: Any, sns: Any, receiver_url: str) -> None:
     """Create the bucket and send its put/delete notifications to the receiver through SNS."""
-    s3.create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-    topic = sns.create_topic(Name="s3thumbs-dev")["TopicArn"]  # type: ignore[attr-defined]
-    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=f"{receiver_url}/events")  # type: ignore[attr-defined]
-    s3.put_bucket_notification_configuration(  # type: ignore[attr-defined]
+    s3.create_bucket(Bucket=BUCKET)
+    topic = sns.create_topic(Name="s3thumbs-dev")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=f"{receiver_url}/events")
+    s3.put_bucket_notification_configuration(
         Bucket=BUCKET,
         NotificationConfiguration={"TopicConfigurations": [{
             "Id": "s3thumbs", "TopicArn": topic, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
@@ -119,8 +119,8 @@ def start_s3(host: str, port: int) -> tuple[ThreadedMotoServer, str]:
     return server, f"http://{bound_host}:{bound_port}"
 
 
-def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None], s3: object,
-          sns: object, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int,
+def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None], s3: Any,
+          sns: Any, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int,
           demo: bool = False) -> None:
     """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C.
 

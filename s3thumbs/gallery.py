@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from s3thumbs.errors import StoreUnavailable
 from s3thumbs.keys import Layout
 from s3thumbs.status import Record, Statuses
 
@@ -40,6 +40,7 @@ class Gallery:
     limit: int = 60
 
     def items(self) -> dict[str, Any]:
+        """The page's data: the newest records, each with presigned links where it rendered."""
         if self.store is None:
             return {"message": NO_STORE, "items": []}
         return {"message": None, "items": [self._item(record) for record in self.store.recent(self.limit)]}
@@ -64,13 +65,15 @@ class Gallery:
         }
 
     async def page(self, request: Request) -> Response:
+        """``GET /``: the page itself."""
         return HTMLResponse(PAGE.replace("{{title}}", html.escape("s3thumbs")))
 
     async def data(self, request: Request) -> Response:
+        """``GET /gallery.json``: what the page shows, polled by its script."""
         try:
             body = await asyncio.to_thread(self.items)
-        except redis.RedisError as e:  # the page says why it shows no statuses
-            return JSONResponse({"message": f"status store unavailable: {e}", "items": []}, status_code=503)
+        except StoreUnavailable as e:  # the page says why it shows no statuses
+            return JSONResponse({"message": str(e), "items": []}, status_code=503)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

@@ -1,51 +1,79 @@
 """Prometheus metrics: the receiver's on its own ``/metrics``, the worker's on S3THUMBS_METRICS_PORT.
 
-The worker renders in prefork pool processes, so its metrics use prometheus-client's multiprocess
-mode: PROMETHEUS_MULTIPROC_DIR must be set before this module is first imported (prometheus-client
-reads it at import; the ``s3thumbs worker`` command sets it first), and the parent serves the sum
-of every process's files. Queue depth is asked of the broker at each scrape.
+Each process builds its metrics explicitly. The receiver's live in a registry of its app's own. The
+worker renders in prefork pool processes, so its metrics are kept in prometheus-client's
+multiprocess mode: ``multiprocess_mode(folder)`` switches this process to it and must come before
+``WorkerMetrics`` is built (``s3thumbs worker`` does both, in that order); the parent then serves the
+sum of every process's files, plus the queue depth, asked of the broker at each scrape.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from amqp.exceptions import ChannelError
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
     start_http_server,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-QUEUE = "s3thumbs"
 logger = logging.getLogger(__name__)
 
-# Receiver
-EVENTS_RECEIVED = Counter("s3thumbs_events_received", "Object events found in notification bodies")
-EVENTS_PUBLISHED = Counter("s3thumbs_events_published", "Events published as tasks")
-EVENTS_SKIPPED = Counter("s3thumbs_events_skipped", "Events that needed no task, by reason", ["reason"])
-PUBLISH_FAILURES = Counter("s3thumbs_publish_failures", "Requests answered 503: the broker did not take the tasks")
-PUBLISH_SECONDS = Histogram("s3thumbs_publish_seconds", "Time from a request's events being ready to their 2xx",
-                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-
-# Worker
-TASKS = Counter("s3thumbs_tasks", "Tasks finished, by task and outcome", ["task", "outcome"])
-TASK_SECONDS = Histogram("s3thumbs_task_seconds", "Wall time of a task that wrote thumbnails",
-                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-BYTES_READ = Counter("s3thumbs_source_bytes_read", "Bytes of source objects read")
-BYTES_WRITTEN = Counter("s3thumbs_thumbnail_bytes_written", "Bytes of thumbnails written")
+TEXT_FORMAT = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-def receiver_metrics() -> bytes:
-    """The receiver's metrics in Prometheus' text format (one process)."""
-    return generate_latest()
+class ReceiverMetrics:
+    """The receiver's counters, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter("s3thumbs_events_received", "Object events found in notification bodies",
+                                registry=r)
+        self.published = Counter("s3thumbs_events_published", "Events published as tasks", registry=r)
+        self.skipped = Counter("s3thumbs_events_skipped", "Events that needed no task, by reason", ["reason"],
+                               registry=r)
+        self.publish_failures = Counter("s3thumbs_publish_failures",
+                                        "Requests answered 503: the broker did not take the tasks", registry=r)
+        self.publish_seconds = Histogram("s3thumbs_publish_seconds",
+                                         "Time from a request's events being ready to their 2xx",
+                                         buckets=PUBLISH_BUCKETS, registry=r)
+
+    def text(self) -> bytes:
+        """Everything, in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class WorkerMetrics:
+    """The worker's counters. In multiprocess mode every process writes its own files; the parent
+    sums them (``serve_worker_metrics``). Outside it (``s3thumbs dev``) they are kept, unserved."""
+
+    def __init__(self) -> None:
+        self.tasks = Counter("s3thumbs_tasks", "Tasks finished, by task and outcome", ["task", "outcome"],
+                             registry=None)
+        self.task_seconds = Histogram("s3thumbs_task_seconds", "Wall time of a task that wrote thumbnails",
+                                      buckets=TASK_BUCKETS, registry=None)
+        self.bytes_read = Counter("s3thumbs_source_bytes_read", "Bytes of source objects read", registry=None)
+        self.bytes_written = Counter("s3thumbs_thumbnail_bytes_written", "Bytes of thumbnails written",
+                                     registry=None)
+
+
+def multiprocess_mode(folder: str) -> None:
+    """Keep this process's (and its children's) worker metrics in files under ``folder``."""
+    os.environ[MULTIPROC_ENV] = folder
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 class QueueDepth(Collector):
@@ -58,24 +86,6 @@ class QueueDepth(Collector):
         value = self.depth()
         if value is not None:
             yield GaugeMetricFamily("s3thumbs_queue_depth", "Tasks waiting in the s3thumbs queue", value=value)
-
-
-def broker_queue_depth(app: Any) -> Callable[[], int | None]:
-    """Ask the broker how many messages wait in the queue (Redis list length or RabbitMQ count)."""
-
-    def depth() -> int | None:
-        try:
-            with app.connection_for_read() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
-                _, count, _ = connection.default_channel.queue_declare(QUEUE, passive=True)
-                return int(count)
-        except ChannelError as e:
-            # Not declared yet, or (Redis) an empty list, which Redis does not keep: nothing waits.
-            return 0 if str(getattr(e, "reply_code", "")) == "404" else None
-        except Exception:  # a scrape must answer even while the broker is away
-            return None
-
-    return depth
 
 
 def serve_worker_metrics(port: int, depth: Callable[[], int | None]) -> None:

@@ -23,7 +23,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3thumbs.errors import InvalidEvent
 from s3thumbs.events import ObjectEvent, SubscriptionRequest, parse_body
-from s3thumbs.receiver import Publish, Rules
+from s3thumbs.messages import Publish
+from s3thumbs.rules import Rules
 from s3thumbs.storage import error_code
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,11 @@ class Consumer:
             self._discard(message, f"an SNS {parsed.message_type} for {parsed.topic_arn}; a queue cannot confirm it "
                                    "(confirm a cross-account subscription with `aws sns confirm-subscription`)")
             return []
-        return self.rules.sort(parsed)[0]
+        accepted, skipped = self.rules.sort(parsed)
+        for item in skipped:
+            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason,
+                        extra={"bucket": item.bucket, "key": item.key, "reason": item.reason})
+        return list(accepted)
 
     def _discard(self, message: Message, reason: str) -> None:
         logger.error("deleting message %s, which can never succeed: %s; body: %.*r", message["MessageId"], reason,

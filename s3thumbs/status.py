@@ -2,21 +2,24 @@
 
 The store lives in the result backend's Redis and forgets by itself (a TTL on every record, and
 only the newest ``keep`` sources are indexed). It is a window for people, not a ledger: writing
-to it never decides whether work happens, so a failure to write is logged and ignored.
+to it never decides whether work happens, so a failure to write is logged and ignored. The
+receiver writes through ``BackgroundStatuses``, so that no request ever waits for Redis.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import redis
 
+from s3thumbs.errors import StoreUnavailable
 from s3thumbs.events import Ignored, ObjectEvent
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,10 @@ RECENT = "s3thumbs:recent"
 RECORD_PREFIX = "s3thumbs:status:"
 TTL_SECONDS = 7 * 24 * 3600
 KEEP = 1000
+# The receiver's writes wait at most this long for Redis, in a thread of their own.
+RECEIVER_TIMEOUT_SECONDS = 1.0
+# Records waiting for that thread; past this many, new ones are dropped (and counted in the log).
+PENDING_WRITES = 1000
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,16 @@ class Record:
         return cls(**data)
 
 
+def queued_records(events: Sequence[ObjectEvent]) -> list[Record]:
+    """"queued" for each new upload among published events."""
+    return [Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size) for e in events if e.action == "created"]
+
+
+def skipped_records(items: Sequence[Ignored]) -> list[Record]:
+    """"skipped", with the reason, for each of these uploads."""
+    return [Record(item.bucket, item.key, "skipped", reason=item.reason) for item in items]
+
+
 def backend_redis(url: str | None, timeout: float) -> redis.Redis | None:
     """A client of the result backend's Redis, or None when the backend is off or is not Redis."""
     if not url or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -65,9 +82,12 @@ def backend_redis(url: str | None, timeout: float) -> redis.Redis | None:
 class Statuses(Protocol):
     """Where records go: Redis (``StatusStore``) or, in ``s3thumbs dev``, this process."""
 
-    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None: ...
+    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
+        """Write records; ``keep_existing`` never replaces a source's record that exists."""
 
-    def recent(self, limit: int = 60) -> list[Record]: ...
+    def recent(self, limit: int = 60) -> list[Record]:
+        """The newest records first; raises StoreUnavailable when they cannot be read."""
+        ...
 
 
 class InProcessStatuses:
@@ -102,9 +122,9 @@ class StatusStore:
         self.keep = keep
 
     @classmethod
-    def from_backend(cls, url: str | None) -> StatusStore | None:
+    def from_backend(cls, url: str | None, timeout: float = 2.0) -> StatusStore | None:
         """The store in the result backend's Redis, or None when the backend is off or not Redis."""
-        client = backend_redis(url, timeout=2)
+        client = backend_redis(url, timeout)
         return None if client is None else cls(client)
 
     def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
@@ -129,47 +149,61 @@ class StatusStore:
 
     def recent(self, limit: int = 60) -> list[Record]:
         """The newest records first; sources whose record expired are dropped from the index."""
-        found: list[Any] = self.client.zrevrange(RECENT, 0, limit - 1)
-        members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
-        if not members:
-            return []
-        texts: list[Any] = self.client.mget([RECORD_PREFIX + m for m in members])
-        expired = [m for m, text in zip(members, texts, strict=True) if text is None]
-        if expired:
-            self.client.zrem(RECENT, *expired)
+        try:
+            found: list[Any] = self.client.zrevrange(RECENT, 0, limit - 1)
+            members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
+            if not members:
+                return []
+            texts: list[Any] = self.client.mget([RECORD_PREFIX + m for m in members])
+            expired = [m for m, text in zip(members, texts, strict=True) if text is None]
+            if expired:
+                self.client.zrem(RECENT, *expired)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"status store unavailable: {e}") from e
         return [Record.from_json(text) for text in texts if text is not None]
 
 
-class QueuedRecorder:
-    """A publish function that, once the broker took a batch, marks its new uploads as queued."""
+class BackgroundStatuses:
+    """Writes to ``store`` from a thread of its own: ``save`` only queues, and never waits.
 
-    def __init__(self, publish: Callable[[Sequence[ObjectEvent]], None], store: Statuses) -> None:
-        self.publish = publish
+    What the receiver records is best effort: a Redis that is slow, or accepts connections and never
+    answers, holds this thread, not a request. When ``pending`` records already wait, new ones are
+    dropped and the drop is logged.
+    """
+
+    def __init__(self, store: Statuses, pending: int = PENDING_WRITES) -> None:
         self.store = store
+        self._queue: queue.Queue[tuple[list[Record], bool]] = queue.Queue(maxsize=pending)
+        self._dropped = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
-    def __call__(self, events: Sequence[ObjectEvent]) -> None:
-        self.publish(events)
-        self.store.save((Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size)
-                         for e in events if e.action == "created"), keep_existing=True)
+    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
+        batch = list(records)
+        if not batch:
+            return
+        self._start()
+        try:
+            self._queue.put_nowait((batch, keep_existing))
+        except queue.Full:
+            with self._lock:
+                self._dropped += len(batch)
+                dropped = self._dropped
+            logger.warning("status store: %d record(s) dropped so far, the store is not keeping up", dropped)
 
-    def close(self) -> None:
-        close = getattr(self.publish, "close", None)
-        if close is not None:
-            close()
+    def recent(self, limit: int = 60) -> list[Record]:
+        return self.store.recent(limit)
 
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._write, name="s3thumbs-statuses", daemon=True)
+                self._thread.start()
 
-def queued_recorder(publish: Callable[[Sequence[ObjectEvent]], None],
-                    store: Statuses | None) -> Callable[[Sequence[ObjectEvent]], None]:
-    """``publish`` itself without a store, else one that records the queued uploads too."""
-    return publish if store is None else QueuedRecorder(publish, store)
-
-
-def skipped_recorder(store: Statuses | None) -> Callable[[Sequence[Ignored]], None] | None:
-    """Records uploads the receiver skipped, with the reason, or None without a store."""
-    if store is None:
-        return None
-
-    def record(items: Sequence[Ignored]) -> None:
-        store.save(Record(item.bucket, item.key, "skipped", reason=item.reason) for item in items)
-
-    return record
+    def _write(self) -> None:
+        while True:
+            batch, keep_existing = self._queue.get()
+            try:
+                self.store.save(batch, keep_existing=keep_existing)
+            except Exception:  # a window for people: a fault here must not stop the next writes
+                logger.exception("status store: could not record %d objects", len(batch))

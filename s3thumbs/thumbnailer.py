@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from s3thumbs.config import Settings
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
@@ -28,6 +29,12 @@ class Job:
     max_bytes: int
     buckets: frozenset[str] | None = None
     cache_control: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Job:
+        """The rendering rules and limits the settings describe."""
+        spec = RenderSpec(settings.sizes, settings.format, settings.quality, settings.max_pixels)
+        return cls(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,12 @@ class Outcome:
     source_etag: str | None = None
     thumbnails: list[ThumbnailInfo] = field(default_factory=list)
     source_bytes: int | None = None  # for the status store; not part of the task's result
+    ms: float | None = None  # how long a render took, for the status store; not part of the result
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON result stored by the result backend."""
         result = asdict(self)
-        del result["source_bytes"]
+        del result["source_bytes"], result["ms"]
         return result
 
 
@@ -110,7 +118,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     logger.info("s3://%s/%s: wrote %d thumbnails (%d bytes) in %.0f ms: %s", bucket, key, len(written), total,
                 elapsed_ms, ", ".join(t.key for t in written),
                 extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)})
-    return Outcome(bucket, key, "written", source.etag, written, source.size)
+    return Outcome(bucket, key, "written", source.etag, written, source.size, round(elapsed_ms, 1))
 
 
 def _gone_or_changed(storage: Storage, bucket: str, key: str, etag: str) -> Outcome | None:

@@ -13,7 +13,26 @@ from kombu import Connection
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import task_call, task_id
+from s3thumbs.publisher import BrokerPublisher
 from tests.services import empty_rabbitmq
+
+
+def publish_once(app, events) -> None:
+    publisher = BrokerPublisher(app)
+    try:
+        publisher(events)
+    finally:
+        publisher.close()
+
+
+def send_each(app, events) -> None:
+    """Publish as any plain Celery client does, through ``send_task``."""
+    with app.producer_or_acquire() as producer:
+        for event in events:
+            call = task_call(event)
+            app.send_task(call.name, args=call.args, kwargs=call.kwargs, queue="s3thumbs", task_id=call.task_id,
+                          producer=producer)
 
 
 def test_worker_settings_make_delivery_at_least_once_and_bounded():
@@ -45,7 +64,7 @@ def test_tasks_land_on_the_plain_redis_list_as_json(redis_server):
     app = celery_app.create_app(Settings(broker_url=redis_server.url_for(13), result_backend=None), results=False)
     events = [ObjectEvent("created", "photos", "a b+c/é.jpg", "ObjectCreated:Put", etag="abc", version_id="v1"),
               ObjectEvent("removed", "photos", "gone.jpg", "ObjectRemoved:Delete")]
-    celery_app.publish(app, events)
+    publish_once(app, events)
     assert sorted(k.decode() for k in redis.keys("*") if not k.startswith(b"_kombu")) == ["s3thumbs"]
     messages = [json.loads(raw) for raw in reversed(redis.lrange("s3thumbs", 0, -1))]
     bodies = [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))) for m in messages]
@@ -56,12 +75,12 @@ def test_tasks_land_on_the_plain_redis_list_as_json(redis_server):
         ("s3thumbs.delete_thumbnails", [["photos", "gone.jpg"], {},
                                         {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
     ]
-    assert messages[0]["headers"]["id"] == celery_app.task_id(events[0])
+    assert messages[0]["headers"]["id"] == task_id(events[0])
 
 
 def test_the_rabbitmq_queue_is_classic_durable_with_no_arguments(rabbitmq_server):
     app = celery_app.create_app(Settings(broker_url=rabbitmq_server.url, result_backend=None), results=False)
-    celery_app.publish(app, [ObjectEvent("created", "photos", "a.jpg", "ObjectCreated:Put")])
+    publish_once(app, [ObjectEvent("created", "photos", "a.jpg", "ObjectCreated:Put")])
     with Connection(rabbitmq_server.url) as connection:
         channel = connection.default_channel
         # A passive declare with other flags or arguments would fail with PRECONDITION_FAILED.
@@ -90,21 +109,21 @@ def test_the_receivers_publisher_sends_exactly_what_send_task_sends(redis_factor
     server = redis_factory()
     app = celery_app.create_app(Settings(broker_url=server.url_for(0), result_backend=None), results=False)
     with server.client(0) as redis:
-        celery_app.publish(app, EVENTS)  # through send_task
+        send_each(app, EVENTS)
         expected = _taken(redis)
-        publisher = celery_app.Publisher(app)
+        publisher = BrokerPublisher(app)
         publisher(EVENTS)
         publisher.close()
         assert _taken(redis) == expected
     assert [m["headers"]["task"] for m in expected] == ["s3thumbs.thumbnail"] * 2 + ["s3thumbs.delete_thumbnails"]
-    assert [m["headers"]["id"] for m in expected] == [celery_app.task_id(e) for e in EVENTS]
+    assert [m["headers"]["id"] for m in expected] == [task_id(e) for e in EVENTS]
 
 
 def test_the_publisher_on_rabbitmq_returns_once_the_whole_batch_is_in_the_queue(rabbitmq_server):
     url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
     app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
     events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(200)]
-    publisher = celery_app.Publisher(app)
+    publisher = BrokerPublisher(app)
     try:
         publisher(events[:100])
         publisher(events[100:])
@@ -117,12 +136,12 @@ def test_the_publisher_on_rabbitmq_returns_once_the_whole_batch_is_in_the_queue(
         ids = []
         while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
             ids.append(message.headers["id"])
-    assert ids == [celery_app.task_id(e) for e in events]
+    assert ids == [task_id(e) for e in events]
 
 
 def _publisher_survives_a_broker_restart(broker, url: str, count) -> None:
     app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
-    publisher = celery_app.Publisher(app)
+    publisher = BrokerPublisher(app)
     event = ObjectEvent("created", "photos", "a.jpg", "ObjectCreated:Put")
     try:
         publisher([event])
@@ -166,7 +185,7 @@ def test_the_publisher_raises_when_rabbitmq_refuses_part_of_a_batch(rabbitmq_fac
     node.ctl("set_policy", "full", "^s3thumbs$", '{"max-length": 2, "overflow": "reject-publish"}',
              "--apply-to", "queues")
     app = celery_app.create_app(Settings(broker_url=node.url, result_backend=None), results=False)
-    publisher = celery_app.Publisher(app)
+    publisher = BrokerPublisher(app)
     events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(5)]
     try:
         publisher(events[:2])
@@ -180,7 +199,7 @@ def test_two_threads_can_publish_through_one_publisher_at_once(rabbitmq_server):
     """The receiver runs two publisher threads on RabbitMQ: each must get a channel of its own."""
     url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
     app = celery_app.create_app(Settings(broker_url=url, result_backend=None), results=False)
-    publisher = celery_app.Publisher(app)
+    publisher = BrokerPublisher(app)
     events = [ObjectEvent("created", "photos", f"{n}.jpg", "ObjectCreated:Put") for n in range(200)]
     failures: list[BaseException] = []
 
@@ -204,4 +223,4 @@ def test_two_threads_can_publish_through_one_publisher_at_once(rabbitmq_server):
         ids = set()
         while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
             ids.add(message.headers["id"])
-    assert ids == {celery_app.task_id(e) for e in events}
+    assert ids == {task_id(e) for e in events}

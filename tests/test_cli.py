@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from s3thumbs import __version__
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 from s3thumbs.imaging import RenderSpec
 from s3thumbs.keys import Size
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 from s3thumbs.config import Settings
 from s3thumbs.errors import ConfigError
 from s3thumbs.keys import Layout, Size

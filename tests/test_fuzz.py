@@ -133,6 +133,9 @@ class Broker:
             json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8")
         self.events.extend(events)
 
+    def close(self) -> None:
+        """Nothing to drop."""
+
 
 BROKER = Broker()
 CONFIRMED: list[str] = []

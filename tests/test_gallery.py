@@ -17,7 +17,8 @@ from s3thumbs.keys import Layout
 from s3thumbs.receiver import create_app
 from s3thumbs.status import Record, StatusStore
 from tests.brokers import in_ci
-from tests.services import notify_through_sns, receiver, s3_client, s3thumbs_env, worker
+from tests.services import notify_through_sns, receiver, s3_client, s3thumbs_env, wait_for, worker
+from tests.support.publishing import Recorded
 
 TOKEN = "gallery-secret"
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +36,7 @@ def store(redis_factory):
 
 
 def client(store, token: str | None = TOKEN) -> TestClient:
-    return TestClient(create_app(lambda events: None, token=token, gallery=Gallery(store, presign, Layout())))
+    return TestClient(create_app(Recorded(), token=token, gallery=Gallery(store, presign, Layout())))
 
 
 def basic(password: str) -> dict[str, str]:
@@ -148,16 +149,14 @@ def test_the_page_shows_a_processed_upload_with_its_thumbnails_in_chromium(moto_
 
 
 def test_uploads_the_receiver_skipped_are_shown_with_their_reason(store):
-    from s3thumbs.receiver import Rules
-    from s3thumbs.status import skipped_recorder
+    from s3thumbs.rules import Rules
     from tests.faults import minio_event
 
-    app = create_app(lambda events: None, rules=Rules(buckets=frozenset({"photos"})),
-                     record_skipped=skipped_recorder(store))
+    app = create_app(Recorded(), rules=Rules(buckets=frozenset({"photos"})), statuses=store)
     with TestClient(app) as http:
         for bucket, key in [("elsewhere", "cat.jpg"), ("photos", "thumbnails/128x128/dog.jpg")]:
             assert http.post("/events", json=minio_event(bucket, key, "e")).status_code == 200
 
-    [record] = store.recent()
+    [record] = wait_for(store.recent, 5, "the skipped record, written in the background")
     assert (record.bucket, record.key, record.status) == ("elsewhere", "cat.jpg", "skipped")
     assert "S3THUMBS_BUCKETS" in record.reason

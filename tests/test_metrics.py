@@ -9,10 +9,9 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from s3thumbs import celery_app
-from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
 from s3thumbs.receiver import create_app
+from tests.support.publishing import Recorded, publish_events
 from tests.brokers import free_port
 from tests.faults import minio_event
 from tests.services import s3_client, s3thumbs_env, wait_for, worker
@@ -28,8 +27,8 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 def test_the_receiver_counts_what_it_received_published_and_skipped():
-    published: list = []
-    with TestClient(create_app(published.extend)) as http:
+    published = Recorded()
+    with TestClient(create_app(published)) as http:
         before = http.get("/metrics").text
         for key in ("cat.jpg", "thumbnails/128x128/cat.jpg"):
             assert http.post("/events", json=minio_event("photos", key, "e1")).status_code in (200, 202)
@@ -59,8 +58,7 @@ def test_the_worker_serves_the_sum_of_its_pool_processes(moto_endpoint, redis_fa
     url = f"http://127.0.0.1:{port}/metrics"
 
     with worker(env, tmp_path / "worker.log", "--concurrency", "2"):
-        app = celery_app.create_app(Settings(broker_url=server.url_for(0), result_backend=None), results=False)
-        celery_app.publish(app, [ObjectEvent("created", "metrics", key, "test") for key in ("a.jpg", "b.jpg",
+        publish_events(server.url_for(0), [ObjectEvent("created", "metrics", key, "test") for key in ("a.jpg", "b.jpg",
                                                                                             "broken.jpg")])
 
         def finished() -> bool:

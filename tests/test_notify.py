@@ -4,7 +4,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 from s3thumbs.notify import merged, rule
 
 

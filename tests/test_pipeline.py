@@ -15,6 +15,7 @@ from PIL import Image
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import task_id
 from tests.services import (
     empty_rabbitmq,
     empty_redis,
@@ -90,7 +91,7 @@ def result_of(backend: str, bucket: str, key: str, etag: str) -> AsyncResult:
     """The result of the task the receiver published for moto's event (task ids are deterministic)."""
     event = ObjectEvent("created", bucket, key, "ObjectCreated:Put", etag=etag)
     app = celery_app.create_app(Settings(broker_url="memory://", result_backend=backend))
-    return AsyncResult(celery_app.task_id(event), app=app)
+    return AsyncResult(task_id(event), app=app)
 
 
 def test_upload_through_sns_makes_every_size(moto_endpoint, broker, bucket, tmp_path):

@@ -13,6 +13,8 @@ from PIL import Image
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import task_id
+from tests.support.publishing import publish_events
 from tests.services import empty_redis, s3_client, s3thumbs_env, wait_for, worker
 
 SIZES = ("128x128", "512x512", "1024x1024")
@@ -40,9 +42,9 @@ def jpeg(width: int, height: int, colour: str) -> bytes:
 def publish(env: dict[str, str], *events: ObjectEvent) -> list[AsyncResult]:
     settings = Settings.from_env(env)
     for event in events:  # one publish per event: each is a delivery of its own
-        celery_app.publish(celery_app.create_app(settings, results=False), [event])
+        publish_events(settings.broker_url, [event])
     results_app = celery_app.create_app(settings)
-    return [AsyncResult(celery_app.task_id(event), app=results_app) for event in events]
+    return [AsyncResult(task_id(event), app=results_app) for event in events]
 
 
 def thumbnails(s3, bucket: str, key: str) -> dict[str, tuple[bytes, str]]:

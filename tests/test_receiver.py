@@ -7,7 +7,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from s3thumbs.keys import Layout
-from s3thumbs.receiver import Rules, create_app
+from s3thumbs.receiver import create_app
+from s3thumbs.rules import Rules
 
 TOKEN = "s3cr3t-token"
 
@@ -36,6 +37,9 @@ class Recorder:
         if self.fail:
             raise ConnectionError("broker down")
         self.events.extend(events)
+
+    def close(self) -> None:
+        """Nothing to drop."""
 
 
 @pytest.fixture
@@ -170,8 +174,8 @@ def confirmation(topic: str = "arn:aws:sns:us-east-1:123:uploads", url: str = SU
 
 def test_subscription_confirmed_for_allowed_topic_on_sns_host(published):
     fetched: list[str] = []
-    rules = Rules(sns_topics=frozenset({"arn:aws:sns:us-east-1:123:uploads"}))
-    response = client_for(published, rules=rules, confirm=fetched.append).post("/events", json=confirmation())
+    topics = frozenset({"arn:aws:sns:us-east-1:123:uploads"})
+    response = client_for(published, sns_topics=topics, confirm=fetched.append).post("/events", json=confirmation())
     assert response.status_code == 200
     assert fetched == [SUBSCRIBE_URL]
 
@@ -184,8 +188,8 @@ def test_subscription_confirmed_for_allowed_topic_on_sns_host(published):
 ])
 def test_subscription_refused_for_other_topics_or_hosts(published, topic, url):
     fetched: list[str] = []
-    rules = Rules(sns_topics=frozenset({"arn:aws:sns:us-east-1:123:uploads"}))
-    response = client_for(published, rules=rules, confirm=fetched.append).post(
+    topics = frozenset({"arn:aws:sns:us-east-1:123:uploads"})
+    response = client_for(published, sns_topics=topics, confirm=fetched.append).post(
         "/events", json=confirmation(topic, url))
     assert response.status_code == 403
     assert fetched == []
@@ -196,7 +200,11 @@ def test_a_broker_that_never_answers_is_503_within_the_deadline():
     import time
 
     release = threading.Event()
-    client = client_for(lambda events: release.wait(30), publish_timeout=0.5)
+    class Stalled(Recorder):
+        def __call__(self, events) -> None:
+            release.wait(30)
+
+    client = client_for(Stalled(), publish_timeout=0.5)
     started = time.monotonic()
     response = client.post("/events", json=minio_body())
     elapsed = time.monotonic() - started

@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from kombu import Connection
 
-from s3thumbs.receiver import Batcher, create_app
+from s3thumbs.batcher import Batcher
+from s3thumbs.receiver import create_app
 from tests.faults import minio_event
+from tests.support.publishing import Recorded
 from tests.services import empty_rabbitmq, receiver, s3thumbs_env
 
 TOKEN = "batching-token"
@@ -50,6 +52,9 @@ class HeldBroker:
         if call in self.refuse:
             raise ConnectionError("broker went away")
         self.published.extend(event.key for event in events)
+
+    def close(self) -> None:
+        """Nothing to drop."""
 
 
 async def until(condition, what: str, timeout: float = 5) -> None:
@@ -266,11 +271,12 @@ def test_publish_runs_in_one_thread_at_a_time_and_takes_concurrent_requests_toge
 
     seen: list[int] = []
 
-    def record(events) -> None:
-        seen.append(len(events))
-        publish(events)
+    class Counted(Recorded):
+        def __call__(self, events) -> None:
+            seen.append(len(events))
+            publish(events)
 
-    app = create_app(record)
+    app = create_app(Counted())
 
     async def scenario(client: httpx.AsyncClient) -> None:
         async def one_client(n: int) -> None:

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 from tests.services import s3_client, s3thumbs_env, wait_for, worker
 
 

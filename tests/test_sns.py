@@ -18,11 +18,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from starlette.testclient import TestClient
 
-from s3thumbs.cli.services import build_receiver
+from s3thumbs.cli.wiring import receiver_app
 from s3thumbs.config import Settings
 from s3thumbs.errors import InvalidSignature
-from s3thumbs.receiver import Rules, create_app
+from s3thumbs.receiver import create_app
 from s3thumbs.sns import Verifier, fetch_certificate, is_sns_url, string_to_sign
+from tests.support.publishing import Recorded
 from tests.test_receiver import minio_body
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:uploads"
@@ -106,11 +107,10 @@ class Receiver:
 
     def __init__(self, certificates: Callable[[str], bytes],
                  topics: frozenset[str] | None = frozenset({TOPIC})) -> None:
-        self.published: list = []
+        self.published = Recorded()
         self.confirmed: list[str] = []
         verifier = Verifier(certificates, topics=topics)
-        app = create_app(self.published.extend, rules=Rules(sns_topics=topics), confirm=self.confirmed.append,
-                         verify=verifier)
+        app = create_app(self.published, sns_topics=topics, confirm=self.confirmed.append, verify=verifier)
         self.client = TestClient(app)
 
     def post(self, body: dict | bytes) -> httpx.Response:
@@ -263,8 +263,8 @@ def test_bodies_that_are_not_sns_are_not_verified(certificates):
 
 
 def test_without_a_verifier_unsigned_sns_is_accepted_as_before():
-    published: list = []
-    client = TestClient(create_app(published.extend))
+    published = Recorded()
+    client = TestClient(create_app(published))
 
     response = client.post("/events", content=json.dumps(notification()))
 
@@ -331,7 +331,7 @@ def test_sns_verify_is_accepted_by_the_configuration():
 def test_the_receiver_command_verifies_when_asked(key):
     settings = Settings.from_env({"S3THUMBS_SNS_VERIFY": "1", "S3THUMBS_SNS_TOPICS": TOPIC,
                                   "S3THUMBS_BROKER_URL": "memory://"})
-    client = TestClient(build_receiver(settings))
+    client = TestClient(receiver_app(settings))
 
     forged = sign(notification() | {"SigningCertURL": "https://evil.example.com/x.pem"}, key)
     response = client.post("/events", content=json.dumps(forged))

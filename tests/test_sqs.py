@@ -14,9 +14,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from click.testing import CliRunner
 
-from s3thumbs.cli import main
+from s3thumbs.cli.main import main
 from s3thumbs.keys import Layout
-from s3thumbs.receiver import Rules
+from s3thumbs.rules import Rules
 from s3thumbs.sqs import Batch, Consumer, region_of
 from tests.services import REGION, Service, empty_redis, s3_client, s3thumbs_env, wait_for, worker
 from tests.test_pipeline import assert_thumbnails, jpeg

@@ -85,16 +85,14 @@ def test_an_unreachable_store_is_logged_and_does_not_stop_the_work(caplog):
 
 def test_queued_never_overwrites_what_a_worker_already_recorded(store):
     from s3thumbs.events import ObjectEvent
-    from s3thumbs.status import queued_recorder
+    from s3thumbs.status import queued_records
 
-    published: list = []
-    publish = queued_recorder(published.extend, store)
     store.save([Record("photos", "fast.jpg", "written", at=5.0)])
 
-    publish([ObjectEvent("created", "photos", "fast.jpg", "ObjectCreated:Put", 10, "e"),
-             ObjectEvent("created", "photos", "new.jpg", "ObjectCreated:Put", 20, "f"),
-             ObjectEvent("removed", "photos", "gone.jpg", "ObjectRemoved:Delete")])
+    store.save(queued_records([ObjectEvent("created", "photos", "fast.jpg", "ObjectCreated:Put", 10, "e"),
+                               ObjectEvent("created", "photos", "new.jpg", "ObjectCreated:Put", 20, "f"),
+                               ObjectEvent("removed", "photos", "gone.jpg", "ObjectRemoved:Delete")]),
+               keep_existing=True)
 
-    assert len(published) == 3
     statuses = {r.key: (r.status, r.size) for r in store.recent()}
     assert statuses == {"fast.jpg": ("written", None), "new.jpg": ("queued", 20)}

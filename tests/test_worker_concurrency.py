@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from s3thumbs.cli.services import available_cpus, cgroup_cpu_limit, worker_argv
+from s3thumbs.cli.services import worker_argv
+from s3thumbs.cpus import available_cpus, cgroup_cpu_limit
 
 
 def cgroup(tmp_path: Path, lines: str, files: dict[str, str]) -> tuple[Path, Path]:

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
 from typing import TypeVar
 
 import click
+from tqdm import tqdm
 
-from s3thumbs.cli import CONTEXT, configure_logging, load_settings, main
+from s3thumbs import backfill as backfilling
+from s3thumbs import celery_app, deadletters
+from s3thumbs import notify as notifying
+from s3thumbs.cli import wiring
+from s3thumbs.cli.main import CONTEXT
 from s3thumbs.errors import PermanentFailure
+from s3thumbs.logs import configure_logging
+from s3thumbs.storage import make_client
+from s3thumbs.thumbnailer import Job, make_thumbnails
 
 T = TypeVar("T")
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("bucket")
 @click.argument("key")
 def thumbnail(bucket: str, key: str) -> None:
     """Render one object now, in this process (no broker), and print the keys written."""
-    from s3thumbs import tasks
-    from s3thumbs.storage import Storage, make_client
-    from s3thumbs.thumbnailer import make_thumbnails
-
-    settings = load_settings()
+    settings = wiring.load_settings()
     configure_logging(settings.log_format, logging.WARNING)
-    storage = Storage(make_client(settings.s3_endpoint_url))
     try:
-        outcome = make_thumbnails(storage, tasks.job_from(settings), bucket, key)
+        outcome = make_thumbnails(wiring.storage(settings), Job.from_settings(settings), bucket, key)
     except PermanentFailure as e:
         raise click.ClickException(f"s3://{bucket}/{key}: {e}") from e
     if outcome.status in ("gone", "ignored"):
@@ -39,7 +43,7 @@ def thumbnail(bucket: str, key: str) -> None:
                    f"{thumb.width}x{thumb.height}  {thumb.bytes} bytes{suffix}")
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("bucket")
 @click.option("--prefix", default="", help="Only sources under this prefix.")
 @click.option("--dry-run", is_flag=True, help="Count what would be enqueued; enqueue nothing.")
@@ -52,34 +56,26 @@ def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> Non
     current settings hash; anything else is enqueued. Sources that failed for good are left alone
     until they change, unless --retry-failed. Prints a summary line at the end.
     """
-    from s3thumbs import backfill as backfilling
-    from s3thumbs import celery_app
-    from s3thumbs.failures import FailureMarkers
-    from s3thumbs.storage import Storage, make_client
-    from s3thumbs.tasks import job_from
-
-    settings = load_settings()
+    settings = wiring.load_settings()
     configure_logging(settings.log_format, logging.WARNING)
     if not settings.bucket_allowed(bucket):
         raise click.ClickException(f"bucket {bucket!r} is not in S3THUMBS_BUCKETS")
-    storage = Storage(make_client(settings.s3_endpoint_url))
-    app = celery_app.create_app(settings, results=False)
-    plan = backfilling.Plan(storage, settings.layout, settings.sizes, job_from(settings).spec.fingerprint,
-                            FailureMarkers.from_backend(settings.result_backend))
-    publish = None if dry_run else (lambda events: celery_app.publish(app, events))
-    summary = backfilling.run(plan, bucket, prefix, publish, retry_failed=retry_failed, progress=_progress)
+    plan = wiring.backfill_plan(settings, wiring.storage(settings))
+    publish = None if dry_run else wiring.publisher(settings)
+    try:
+        summary = backfilling.run(plan, bucket, prefix, publish, retry_failed=retry_failed, progress=_progress)
+    finally:
+        if publish is not None:
+            publish.close()
     click.echo(summary.line(dry_run))
 
 
 def _progress(items: Iterable[T], total: int | None, description: str) -> Iterable[T]:
-    from tqdm import tqdm
-
     shown: Iterable[T] = tqdm(items, total=total, desc=description, unit=" obj", file=sys.stderr, disable=None)
     return shown
 
 
-
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("bucket")
 @click.option("--arn", required=True,
               help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook.")
@@ -92,10 +88,7 @@ def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> Non
     replaces s3thumbs' own rule rather than adding a second one. Thumbnails written under the
     output prefix are ignored by the receiver and the worker, so a whole-bucket rule is safe.
     """
-    from s3thumbs import notify as notifying
-    from s3thumbs.storage import make_client
-
-    settings = load_settings()
+    settings = wiring.load_settings()
     try:
         notifying.section_for(arn)
     except ValueError as e:
@@ -108,7 +101,7 @@ def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> Non
                f"({rules} rule(s) in the bucket's configuration)")
 
 
-@main.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
+@click.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
 @click.pass_context
 def dead_letters(context: click.Context) -> None:
     """List or re-drive the tasks that failed for good (bad input, exhausted retries, time limits).
@@ -124,11 +117,7 @@ def dead_letters(context: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
 def list_dead_letters(as_json: bool) -> None:
     """Show every dead letter, oldest first; they stay on the queue."""
-    import json
-
-    from s3thumbs import celery_app, deadletters
-
-    app = celery_app.create_app(load_settings(), results=False)
+    app = celery_app.create_app(wiring.load_settings(), results=False)
     letters = deadletters.list_letters(app)
     for letter in letters:
         if as_json:
@@ -145,14 +134,17 @@ def list_dead_letters(as_json: bool) -> None:
 @click.option("--key-prefix", default="", help="Only sources whose key starts with this.")
 def redrive_dead_letters(task_ids: tuple[str, ...], key_prefix: str) -> None:
     """Publish the dead letters' tasks again (e.g. once the source is fixed) and remove their records."""
-    from s3thumbs import celery_app, deadletters
-
-    app = celery_app.create_app(load_settings(), results=False)
+    settings = wiring.load_settings()
+    app = celery_app.create_app(settings, results=False)
+    publish = wiring.publisher(settings)
 
     def chosen(letter: deadletters.DeadLetter) -> bool:
         return (not task_ids or letter.task_id in task_ids) and letter.key.startswith(key_prefix)
 
-    done = deadletters.redrive(app, lambda letter: deadletters.republish(app, letter), chosen)
+    try:
+        done = deadletters.redrive(app, publish, chosen)
+    finally:
+        publish.close()
     for letter in done:
         click.echo(f"re-driven {letter.task} s3://{letter.bucket}/{letter.key}")
     click.echo(f"{len(done)} dead letter(s) re-driven", err=True)

@@ -1,0 +1,1 @@
+"""What the tests share: servers, processes, notifications, task publishing and images."""
