@@ -352,8 +352,10 @@ def profile_table(sources: list[Source]) -> str:
     import cProfile
     import pstats
 
-    lines = ["| input | " + " | ".join(f"{stage} ms" for stage in STAGES) + " | the rest ms |",
-             "|---|" + "---:|" * (len(STAGES) + 1)]
+    lines = [
+        "| input | " + " | ".join(f"{stage} ms" for stage in STAGES) + " | the rest ms |",
+        "|---|" + "---:|" * (len(STAGES) + 1),
+    ]
     for source in sources:
         s3thumbs(source)  # warm
         totals: list[dict[str, float]] = []
@@ -419,8 +421,10 @@ def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
         cells, worst = [], None
         for method in compared:
             outputs = table[method](source)
-            losses = [ref - psnr(e, decoded(body)) if ref != float("inf") else None
-                      for e, ref, body in zip(exact, encoded, outputs, strict=True)]
+            losses = [
+                ref - psnr(e, decoded(body)) if ref != float("inf") else None
+                for e, ref, body in zip(exact, encoded, outputs, strict=True)
+            ]
             if method == "s3thumbs" and all(v is not None for v in losses):
                 worst = max(v for v in losses if v is not None)
             if all(v is None for v in losses):  # lossless output: the PSNR against the reference itself
@@ -429,8 +433,11 @@ def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
             else:
                 cells.append("/".join(fmt(v, "+.2f") for v in losses))
         ok = (worst is not None and worst <= 0.5) if source.spec.kind == "JPEG" else None
-        lines.append(f"| {source.spec.name} | {'/'.join(f'{v:.2f}' for v in encoded)} | "
-                     + " | ".join(cells) + f" | {mark(ok)} |")
+        lines.append(
+            f"| {source.spec.name} | {'/'.join(f'{v:.2f}' for v in encoded)} | "
+            + " | ".join(cells)
+            + f" | {mark(ok)} |"
+        )
     return "\n".join(lines)
 
 

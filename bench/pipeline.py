@@ -94,7 +94,7 @@ def _stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -187,8 +187,9 @@ def serve_moto(port: int, latency_ms: float) -> None:
         time.sleep(latency_ms / 1000)  # a network round trip: time, no CPU
         return moto_app(environ, start_response)
 
-    server = make_server("127.0.0.1", port, app if latency_ms else moto_app, threaded=True,
-                         request_handler=MotoRequestHandler)
+    server = make_server(
+        "127.0.0.1", port, app if latency_ms else moto_app, threaded=True, request_handler=MotoRequestHandler
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
@@ -251,9 +252,26 @@ def start_redis(stack: ExitStack, tmp: Path) -> tuple[str, int]:
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not on PATH: install it or pass --broker and --result-backend")
     port = free_port()
-    proc = stack.enter_context(spawn("redis-server", [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(tmp)], os.environ.copy(), tmp / "redis.log"))
+    proc = stack.enter_context(
+        spawn(
+            "redis-server",
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            os.environ.copy(),
+            tmp / "redis.log",
+        )
+    )
     url = f"redis://127.0.0.1:{port}"
     wait_until(lambda: alive(proc) or _redis_ping(url), 20, "redis-server")
     return url, proc.process.pid
@@ -290,8 +308,9 @@ def clear_thumbnails(s3: Any, bucket: str) -> None:
 
 def count_thumbnails(s3: Any, bucket: str) -> int:
     paginator = s3.get_paginator("list_objects_v2")
-    return sum(len(page.get("Contents", [])) for page in
-               paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix))
+    return sum(
+        len(page.get("Contents", [])) for page in paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix)
+    )
 
 
 # --- bare processes ----------------------------------------------------------------------------------
@@ -310,8 +329,9 @@ def bare_process(endpoint: str, bucket: str, jobs: Any, done: Any) -> None:
         thumbnails = imaging.render(io.BytesIO(data), spec)
         t2 = time.perf_counter()
         for thumb in thumbnails:
-            client.put_object(Bucket=bucket, Key=layout.thumbnail_key(key, thumb.box), Body=thumb.body,
-                              ContentType=thumb.content_type)
+            client.put_object(
+                Bucket=bucket, Key=layout.thumbnail_key(key, thumb.box), Body=thumb.body, ContentType=thumb.content_type
+            )
         t3 = time.perf_counter()
         done.put((time.time(), ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)))
 
@@ -323,8 +343,10 @@ class BarePool:
         context = multiprocessing.get_context("spawn")
         self.jobs = context.Queue()
         self.done = context.Queue()
-        self.processes = [context.Process(target=bare_process, args=(endpoint, BARE_BUCKET, self.jobs, self.done),
-                                          daemon=True) for _ in range(processes)]
+        self.processes = [
+            context.Process(target=bare_process, args=(endpoint, BARE_BUCKET, self.jobs, self.done), daemon=True)
+            for _ in range(processes)
+        ]
         for process in self.processes:
             process.start()
 
@@ -408,8 +430,12 @@ class Bench:
                 self.s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=self.data[key], ContentType="image/jpeg")
             else:
                 self.post_minio_event(key)
-        wait_until(lambda: len(self.result_keys(len(keys))) >= len(keys), 120 + 5 * len(keys), "the tasks' results",
-                   interval=0.02)
+        wait_until(
+            lambda: len(self.result_keys(len(keys))) >= len(keys),
+            120 + 5 * len(keys),
+            "the tasks' results",
+            interval=0.02,
+        )
         cpu = self.meter.stop()
         results = [json.loads(raw) for raw in self.backend.mget(self.result_keys(len(keys)))]
         bad = [r for r in results if r["status"] != "SUCCESS" or r["result"]["status"] != "written"]
@@ -433,16 +459,28 @@ class Bench:
         from urllib.parse import quote_plus
 
         record = {
-            "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
-            "eventTime": datetime.now().astimezone().isoformat(), "eventName": "s3:ObjectCreated:Put",
-            "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
-                   "bucket": {"name": PIPE_BUCKET, "arn": f"arn:aws:s3:::{PIPE_BUCKET}"},
-                   "object": {"key": quote_plus(key), "size": len(self.data[key]), "eTag": self.etags[key],
-                              "contentType": "image/jpeg", "sequencer": uuid.uuid4().hex[:16].upper()}},
+            "eventVersion": "2.0",
+            "eventSource": "minio:s3",
+            "awsRegion": "",
+            "eventTime": datetime.now().astimezone().isoformat(),
+            "eventName": "s3:ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "Config",
+                "bucket": {"name": PIPE_BUCKET, "arn": f"arn:aws:s3:::{PIPE_BUCKET}"},
+                "object": {
+                    "key": quote_plus(key),
+                    "size": len(self.data[key]),
+                    "eTag": self.etags[key],
+                    "contentType": "image/jpeg",
+                    "sequencer": uuid.uuid4().hex[:16].upper(),
+                },
+            },
         }
         body = {"EventName": "s3:ObjectCreated:Put", "Key": f"{PIPE_BUCKET}/{key}", "Records": [record]}
-        response = self.http.post(f"{self.receiver_url}/events", json=body,
-                                  headers={"Authorization": f"Bearer {TOKEN}"})
+        response = self.http.post(
+            f"{self.receiver_url}/events", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         response.raise_for_status()
 
     def _task_ms(self, offset: int) -> list[float]:
@@ -459,17 +497,26 @@ class Bench:
 
 
 # `s3thumbs worker`, with storage.UPLOAD_THREADS set first: for A/B runs of the concurrent uploads.
-WORKER_WITH_UPLOAD_THREADS = ("import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
-                              "from s3thumbs.cli.main import main; main(prog_name='s3thumbs')")
+WORKER_WITH_UPLOAD_THREADS = (
+    "import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
+    "from s3thumbs.cli.main import main; main(prog_name='s3thumbs')"
+)
 
 
 @contextmanager
 def worker(tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int | None) -> Iterator[Proc]:
     log = tmp / f"worker-{concurrency}.log"
-    command = [sys.executable, "-m", "s3thumbs"] if upload_threads is None else \
-        [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
-    with spawn("worker", [*command, "worker", "--concurrency", str(concurrency),
-                          "--hostname", f"bench{concurrency}@%h"], env, log) as proc:
+    command = (
+        [sys.executable, "-m", "s3thumbs"]
+        if upload_threads is None
+        else [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
+    )
+    with spawn(
+        "worker",
+        [*command, "worker", "--concurrency", str(concurrency), "--hostname", f"bench{concurrency}@%h"],
+        env,
+        log,
+    ) as proc:
         wait_until(lambda: alive(proc) or " ready." in log.read_text(errors="replace"), 90, "the worker")
         yield proc
 
@@ -539,8 +586,12 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         thumbnails = imaging.render(io.BytesIO(data), job.spec)
         t2 = time.perf_counter()
         for thumb in thumbnails:
-            client.put_object(Bucket=BARE_BUCKET, Key=DEFAULTS.layout.thumbnail_key(key, thumb.box),
-                              Body=thumb.body, ContentType=thumb.content_type)
+            client.put_object(
+                Bucket=BARE_BUCKET,
+                Key=DEFAULTS.layout.thumbnail_key(key, thumb.box),
+                Body=thumb.body,
+                ContentType=thumb.content_type,
+            )
         t3 = time.perf_counter()
         if i == 0:
             storage.calls.clear()
@@ -574,8 +625,14 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
 
 
 def machine(broker: str, backend_url: str) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     redis_version = redis.Redis.from_url(backend_url).info()["redis_version"]
     return (
         f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; Pillow {PIL.__version__}, "
@@ -596,23 +653,36 @@ def cpu_table(bare: list[Run], pipe: list[Run], images_per_run: int, concurrency
     def per_image(runs: list[Run], value: Callable[..., float]) -> float:
         return median([value(r) for r in runs]) * 1000 / images_per_run
 
-    lines = [f"| process | bare: CPU ms/image | pipeline (--concurrency {concurrency}): CPU ms/image |",
-             "|---|---:|---:|"]
+    lines = [
+        f"| process | bare: CPU ms/image | pipeline (--concurrency {concurrency}): CPU ms/image |",
+        "|---|---:|---:|",
+    ]
     for name in names:
         b, p = (per_image(runs, lambda r, name=name: r.cpu.get(name, 0.0)) for runs in (bare, pipe))
         if b >= 0.05 or p >= 0.05:
             lines.append(f"| {name} | {b:.1f} | {p:.1f} |")
     ours = lambda r: sum(v for k, v in r.cpu.items() if k != OTHERS)  # noqa: E731
     lines.append(f"| **all of the above** | **{per_image(bare, ours):.1f}** | **{per_image(pipe, ours):.1f}** |")
-    lines.append(f"| {OTHERS} (not ours) | {per_image(bare, lambda r: r.cpu[OTHERS]):.1f} | "
-                 f"{per_image(pipe, lambda r: r.cpu[OTHERS]):.1f} |")
-    lines.append(f"| wall × {cores} cores | {per_image(bare, lambda r: r.seconds * cores):.1f} | "
-                 f"{per_image(pipe, lambda r: r.seconds * cores):.1f} |")
+    lines.append(
+        f"| {OTHERS} (not ours) | {per_image(bare, lambda r: r.cpu[OTHERS]):.1f} | "
+        f"{per_image(pipe, lambda r: r.cpu[OTHERS]):.1f} |"
+    )
+    lines.append(
+        f"| wall × {cores} cores | {per_image(bare, lambda r: r.seconds * cores):.1f} | "
+        f"{per_image(pipe, lambda r: r.seconds * cores):.1f} |"
+    )
     return "\n".join(lines)
 
 
-def report(concurrency: int, threads: int | None, bare_runs: list[Run], pipe_runs: list[Run], repeated: int,
-           images_per_run: int, args: argparse.Namespace) -> list[str]:
+def report(
+    concurrency: int,
+    threads: int | None,
+    bare_runs: list[Run],
+    pipe_runs: list[Run],
+    repeated: int,
+    images_per_run: int,
+    args: argparse.Namespace,
+) -> list[str]:
     """Print one setting's tables; return its row of the sweep table."""
     setting = f"{concurrency}" + ("" if threads is None else f", UPLOAD_THREADS = {threads}")
     ratios = [p.seconds / b.seconds for p, b in zip(pipe_runs, bare_runs, strict=True)]
@@ -620,57 +690,95 @@ def report(concurrency: int, threads: int | None, bare_runs: list[Run], pipe_run
     print(f"## Worker --concurrency {setting}: {images_per_run} images, bare {args.bare_processes} processes\n")
     if repeated:
         print(f"{repeated} pass(es) repeated because other processes used more than {args.max_others} cores.\n")
-    print("| pass | bare s | pipeline s | pipeline / bare | CPU (ours), pipeline / bare | "
-          "others' load, bare / pipeline (cores) |")
+    print(
+        "| pass | bare s | pipeline s | pipeline / bare | CPU (ours), pipeline / bare | "
+        "others' load, bare / pipeline (cores) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for n, (b, p, r, c) in enumerate(zip(bare_runs, pipe_runs, ratios, cpu_ratios, strict=True), 1):
         print(f"| {n} | {b.seconds:.2f} | {p.seconds:.2f} | {r:.3f} | {c:.3f} | {b.others:.2f} / {p.others:.2f} |")
     mb, mp, mr = median([r.seconds for r in bare_runs]), median([r.seconds for r in pipe_runs]), median(ratios)
     verdict = "pass" if mr <= GOAL else "FAIL"
-    print(f"| **median** | **{mb:.2f}** | **{mp:.2f}** | **{mr:.3f}** ({verdict}, goal ≤ {GOAL:.3f}) | "
-          f"{median(cpu_ratios):.3f} | |\n")
+    print(
+        f"| **median** | **{mb:.2f}** | **{mp:.2f}** | **{mr:.3f}** ({verdict}, goal ≤ {GOAL:.3f}) | "
+        f"{median(cpu_ratios):.3f} | |\n"
+    )
     steps = [s for r in bare_runs for s in r.steps]
     task_ms = [t for r in pipe_runs for t in r.task_ms]
     busy = median([sum(r.task_ms) / 1000 / (r.seconds * concurrency) for r in pipe_runs]) if task_ms else 0.0
-    print(f"Bare, per image (median ms): GET {median([s[0] for s in steps]):.0f}, render "
-          f"{median([s[1] for s in steps]):.0f}, PUT ×{len(DEFAULTS.sizes)} {median([s[2] for s in steps]):.0f}. "
-          f"Pipeline, per task (median of Celery's 'succeeded in'): {median(task_ms) if task_ms else 0:.0f} ms; "
-          f"pool processes busy with a task {busy:.0%} of the wall time.\n")
+    print(
+        f"Bare, per image (median ms): GET {median([s[0] for s in steps]):.0f}, render "
+        f"{median([s[1] for s in steps]):.0f}, PUT ×{len(DEFAULTS.sizes)} {median([s[2] for s in steps]):.0f}. "
+        f"Pipeline, per task (median of Celery's 'succeeded in'): {median(task_ms) if task_ms else 0:.0f} ms; "
+        f"pool processes busy with a task {busy:.0%} of the wall time.\n"
+    )
     print("CPU per image, by process (median over passes):\n")
     print(cpu_table(bare_runs, pipe_runs, images_per_run, concurrency) + "\n")
     pool = median([r.cpu.get("worker: pool processes", 0.0) for r in pipe_runs]) * 1000 / images_per_run
-    ours = (median([r.ours for r in pipe_runs]) * 1000 / images_per_run,
-            median([r.ours for r in bare_runs]) * 1000 / images_per_run)
-    return [setting, f"{mb:.2f}", f"{mp:.2f}", f"{mr:.3f}", f"{images_per_run / mp:.2f}", f"{pool:.0f}",
-            f"{ours[0]:.0f} / {ours[1]:.0f}"]
+    ours = (
+        median([r.ours for r in pipe_runs]) * 1000 / images_per_run,
+        median([r.ours for r in bare_runs]) * 1000 / images_per_run,
+    )
+    return [
+        setting,
+        f"{mb:.2f}",
+        f"{mp:.2f}",
+        f"{mr:.3f}",
+        f"{images_per_run / mp:.2f}",
+        f"{pool:.0f}",
+        f"{ours[0]:.0f} / {ours[1]:.0f}",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="12 MP JPEGs per run (default 40)")
     parser.add_argument("--passes", type=int, default=3, help="timed passes per setting (default 3)")
-    parser.add_argument("--events", choices=("sns", "webhook"), default="sns",
-                        help="sns: uploads timed on both sides, S3 → SNS → HTTP → receiver (default); "
-                             "webhook: objects already in the bucket, one MinIO-shaped POST per object")
+    parser.add_argument(
+        "--events",
+        choices=("sns", "webhook"),
+        default="sns",
+        help="sns: uploads timed on both sides, S3 → SNS → HTTP → receiver (default); "
+        "webhook: objects already in the bucket, one MinIO-shaped POST per object",
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="worker --concurrency (default 2)")
     parser.add_argument("--sweep", help="comma-separated worker concurrencies to run instead, e.g. 1,2,3,4")
     parser.add_argument("--bare-processes", type=int, default=2, help="bare processes (default 2)")
     parser.add_argument("--broker", help="broker URL (default: a private redis-server, database 0)")
-    parser.add_argument("--result-backend", help="Redis result backend URL, flushed every pass "
-                        "(default: a private redis-server, database 1)")
-    parser.add_argument("--moto", choices=("process", "thread"), default="process",
-                        help="moto's server in a process of its own (default) or a thread of this one")
-    parser.add_argument("--s3-latency", type=float, default=0.0, metavar="MS",
-                        help="delay every S3 answer by MS milliseconds, like a real network round trip "
-                             "(default 0: moto on loopback answers in about 1-5 ms)")
-    parser.add_argument("--max-others", type=float, default=0.25, metavar="CORES",
-                        help="repeat a pass (up to --retries times) while other processes on the machine used "
-                             "more than this many cores during either side (default 0.25)")
+    parser.add_argument(
+        "--result-backend",
+        help="Redis result backend URL, flushed every pass (default: a private redis-server, database 1)",
+    )
+    parser.add_argument(
+        "--moto",
+        choices=("process", "thread"),
+        default="process",
+        help="moto's server in a process of its own (default) or a thread of this one",
+    )
+    parser.add_argument(
+        "--s3-latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="delay every S3 answer by MS milliseconds, like a real network round trip "
+        "(default 0: moto on loopback answers in about 1-5 ms)",
+    )
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.25,
+        metavar="CORES",
+        help="repeat a pass (up to --retries times) while other processes on the machine used "
+        "more than this many cores during either side (default 0.25)",
+    )
     parser.add_argument("--retries", type=int, default=4, help="repeats of a noisy pass (default 4)")
-    parser.add_argument("--upload-threads", metavar="N[,N…]",
-                        help="run the worker with storage.UPLOAD_THREADS = N (1: no requests at once: the sizes "
-                             "uploaded one after another); several values are compared in the same passes, "
-                             "each pipeline run with a worker of its own; default: as shipped")
+    parser.add_argument(
+        "--upload-threads",
+        metavar="N[,N…]",
+        help="run the worker with storage.UPLOAD_THREADS = N (1: no requests at once: the sizes "
+        "uploaded one after another); several values are compared in the same passes, "
+        "each pipeline run with a worker of its own; default: as shipped",
+    )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -703,11 +811,21 @@ def main() -> None:
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         if args.moto == "process":
-            moto_proc = stack.enter_context(spawn("moto", [sys.executable, str(Path(__file__).resolve()),
-                                                           "--serve-moto", str(port),
-                                                           "--s3-latency", str(args.s3_latency)],
-                                                  os.environ.copy(),
-                                                  tmp / "moto.log"))
+            moto_proc = stack.enter_context(
+                spawn(
+                    "moto",
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--serve-moto",
+                        str(port),
+                        "--s3-latency",
+                        str(args.s3_latency),
+                    ],
+                    os.environ.copy(),
+                    tmp / "moto.log",
+                )
+            )
             wait_until(lambda: reachable(endpoint, moto_proc), 30, "moto's server")
             meter.add("moto S3 server", lambda: cpu_seconds(moto_proc.process.pid))
         else:
@@ -731,72 +849,114 @@ def main() -> None:
             blobs = list(pool.map(generate, range(len(keys)), [tmp_name] * len(keys), [args.seed] * len(keys)))
         data = dict(zip(keys, blobs, strict=True))
         mib = statistics.mean(len(b) for b in blobs) / 2**20
-        print(f"Generated {len(keys)} photo-like 12 MP JPEGs (4000×3000, q90, mean {mib:.2f} MiB) "
-              f"in {time.perf_counter() - started:.0f} s. Sizes {', '.join(map(str, DEFAULTS.sizes))}, "
-              f"format {DEFAULTS.format}, quality {DEFAULTS.quality}.\n")
+        print(
+            f"Generated {len(keys)} photo-like 12 MP JPEGs (4000×3000, q90, mean {mib:.2f} MiB) "
+            f"in {time.perf_counter() - started:.0f} s. Sizes {', '.join(map(str, DEFAULTS.sizes))}, "
+            f"format {DEFAULTS.format}, quality {DEFAULTS.quality}.\n"
+        )
         etags = {}
         for key in keys:  # both buckets hold every original before the first run
             s3.put_object(Bucket=BARE_BUCKET, Key=key, Body=data[key], ContentType="image/jpeg")
-            etags[key] = s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=data[key],
-                                       ContentType="image/jpeg")["ETag"].strip('"')
+            etags[key] = s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=data[key], ContentType="image/jpeg")[
+                "ETag"
+            ].strip('"')
 
-        env = service_env(broker_url=broker, result_backend=backend_url, s3_endpoint_url=endpoint,
-                          auth_token=TOKEN)
+        env = service_env(broker_url=broker, result_backend=backend_url, s3_endpoint_url=endpoint, auth_token=TOKEN)
         receiver_port = free_port()
         receiver_url = f"http://127.0.0.1:{receiver_port}"
-        receiver = stack.enter_context(spawn("receiver", [
-            sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(receiver_port)],
-            env, tmp / "receiver.log"))
+        receiver = stack.enter_context(
+            spawn(
+                "receiver",
+                [sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(receiver_port)],
+                env,
+                tmp / "receiver.log",
+            )
+        )
         wait_until(lambda: reachable(f"{receiver_url}/healthz", receiver), 30, "the receiver")
         meter.add("receiver", lambda: cpu_seconds(receiver.process.pid) + children_cpu(receiver.process.pid))
         if args.events == "sns":
             sns = boto3.client("sns", endpoint_url=endpoint, region_name=REGION)
             topic = sns.create_topic(Name="bench")["TopicArn"]
-            sns.subscribe(TopicArn=topic, Protocol="http",
-                          Endpoint=receiver_url.replace("://", f"://sns:{TOKEN}@") + "/events")
-            s3.put_bucket_notification_configuration(Bucket=PIPE_BUCKET, NotificationConfiguration={
-                "TopicConfigurations": [{
-                    "TopicArn": topic, "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "photos/"}]}}}]})
+            sns.subscribe(
+                TopicArn=topic, Protocol="http", Endpoint=receiver_url.replace("://", f"://sns:{TOKEN}@") + "/events"
+            )
+            s3.put_bucket_notification_configuration(
+                Bucket=PIPE_BUCKET,
+                NotificationConfiguration={
+                    "TopicConfigurations": [
+                        {
+                            "TopicArn": topic,
+                            "Events": ["s3:ObjectCreated:*"],
+                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "photos/"}]}},
+                        }
+                    ]
+                },
+            )
 
         bare = BarePool(endpoint, args.bare_processes)
         stack.callback(bare.close)
         meter.add("bare processes", lambda: sum(cpu_seconds(pid) for pid in bare.pids()))
         backend = redis.Redis.from_url(backend_url)
-        bench = Bench(s3, endpoint, args.events, keys, data, etags, bare, backend, receiver_url, meter,
-                      stack.enter_context(httpx.Client(timeout=30)))
+        bench = Bench(
+            s3,
+            endpoint,
+            args.events,
+            keys,
+            data,
+            etags,
+            bare,
+            backend,
+            receiver_url,
+            meter,
+            stack.enter_context(httpx.Client(timeout=30)),
+        )
 
         print("## Setup\n")
-        moto_where = ("moto's ThreadedMotoServer in a process of its own (not sharing the driver's GIL)"
-                      if args.moto == "process" else "moto's ThreadedMotoServer in a thread of the driver process")
+        moto_where = (
+            "moto's ThreadedMotoServer in a process of its own (not sharing the driver's GIL)"
+            if args.moto == "process"
+            else "moto's ThreadedMotoServer in a thread of the driver process"
+        )
         events_how = (
             "every original uploaded by the driver inside the timed window on **both** sides (one "
             "put_object after another); the pipeline bucket notifies an SNS topic whose HTTP "
             "subscription is the receiver (`http://sns:TOKEN@…/events`), as on AWS; the bare processes "
             "get each key from a queue as soon as its upload returns"
-            if args.events == "sns" else
-            "originals already in both buckets; the driver POSTs one MinIO-shaped webhook notification "
+            if args.events == "sns"
+            else "originals already in both buckets; the driver POSTs one MinIO-shaped webhook notification "
             "per object (Bearer token) to the receiver, one after another; the bare processes get every "
-            "key from a queue at the start")
+            "key from a queue at the start"
+        )
         print(f"- S3: {moto_where}, at {endpoint}.")
         print(f"- Events: {events_how}.")
-        print(f"- Bare: {args.bare_processes} processes (spawned, one boto3 client each, `make_client`'s "
-              "settings): GET, `imaging.render`, PUT each size; they stay up between passes.")
-        print("- Pipeline: `s3thumbs receiver` and `s3thumbs worker --concurrency C` (prefork), "
-              "environment as SPEC.md, Redis result backend on (the default), text logs"
-              + (f"; the worker with `storage.UPLOAD_THREADS` = {args.upload_threads}"
-                 if args.upload_threads else "") + ".")
-        print("- Timed: from the first upload (or POST) to the last image done: for the bare side the "
-              "last PUT, for the pipeline the latest `date_done` among the task results in the result "
-              "backend (polled every 20 ms; Redis, not S3, so the polling adds nothing to moto's load). "
-              "Thumbnails are deleted before every run, so every task renders.")
-        print(f"- Each setting: one warm-up run of each side, then {args.passes} passes, the side that goes "
-              "first alternating (with several `--upload-threads`, each pipeline run has a worker of its own, "
-              "started and warmed up before it); ratios per pass, then the median. A pass during which other "
-              f"processes on the machine kept more than {args.max_others} cores busy is run again (at most "
-              f"{args.retries} times), and each run waits (up to 60 s) for a quiet second first.")
-        print(f"- S3 latency: {args.s3_latency:g} ms added to every answer"
-              + (" (moto on loopback: no network delay)" if not args.s3_latency else " (sleeps, no CPU)") + ".\n")
+        print(
+            f"- Bare: {args.bare_processes} processes (spawned, one boto3 client each, `make_client`'s "
+            "settings): GET, `imaging.render`, PUT each size; they stay up between passes."
+        )
+        print(
+            "- Pipeline: `s3thumbs receiver` and `s3thumbs worker --concurrency C` (prefork), "
+            "environment as SPEC.md, Redis result backend on (the default), text logs"
+            + (f"; the worker with `storage.UPLOAD_THREADS` = {args.upload_threads}" if args.upload_threads else "")
+            + "."
+        )
+        print(
+            "- Timed: from the first upload (or POST) to the last image done: for the bare side the "
+            "last PUT, for the pipeline the latest `date_done` among the task results in the result "
+            "backend (polled every 20 ms; Redis, not S3, so the polling adds nothing to moto's load). "
+            "Thumbnails are deleted before every run, so every task renders."
+        )
+        print(
+            f"- Each setting: one warm-up run of each side, then {args.passes} passes, the side that goes "
+            "first alternating (with several `--upload-threads`, each pipeline run has a worker of its own, "
+            "started and warmed up before it); ratios per pass, then the median. A pass during which other "
+            f"processes on the machine kept more than {args.max_others} cores busy is run again (at most "
+            f"{args.retries} times), and each run waits (up to 60 s) for a quiet second first."
+        )
+        print(
+            f"- S3 latency: {args.s3_latency:g} ms added to every answer"
+            + (" (moto on loopback: no network delay)" if not args.s3_latency else " (sleeps, no CPU)")
+            + ".\n"
+        )
 
         summary = []
 
@@ -838,8 +998,10 @@ def main() -> None:
                         if b is None:
                             wait_for_quiet(args.max_others)
                             b = bench.run_bare(keys)
-                        if max(b.others, *(r.others for r in found.values())) <= args.max_others \
-                                or attempt == args.retries:
+                        if (
+                            max(b.others, *(r.others for r in found.values())) <= args.max_others
+                            or attempt == args.retries
+                        ):
                             break
                         repeated += 1
                     assert b is not None
@@ -852,8 +1014,10 @@ def main() -> None:
         if len(summary) > 1:
             print("## Sweep: worker concurrency\n")
             print(f"Bare is always {args.bare_processes} processes. Medians over the passes.\n")
-            print("| worker --concurrency (, upload threads) | bare s | pipeline s | pipeline / bare | "
-                  "pipeline images/s | pool CPU ms/image | all CPU ms/image, pipeline / bare |")
+            print(
+                "| worker --concurrency (, upload threads) | bare s | pipeline s | pipeline / bare | "
+                "pipeline images/s | pool CPU ms/image | all CPU ms/image, pipeline / bare |"
+            )
             print("|---:|---:|---:|---:|---:|---:|---:|")
             for row in summary:
                 print("| " + " | ".join(row) + " |")

@@ -55,24 +55,39 @@ def minio_body(key: str) -> bytes:
     """One MinIO webhook notification for one new object, as MinIO posts it."""
     encoded = key.replace("/", "%2F")
     record = {
-        "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
-        "eventTime": "2026-01-01T12:00:00.123Z", "eventName": "s3:ObjectCreated:Put",
+        "eventVersion": "2.0",
+        "eventSource": "minio:s3",
+        "awsRegion": "",
+        "eventTime": "2026-01-01T12:00:00.123Z",
+        "eventName": "s3:ObjectCreated:Put",
         "userIdentity": {"principalId": "minioadmin"},
         "requestParameters": {"principalId": "minioadmin", "region": "", "sourceIPAddress": "172.18.0.1"},
-        "responseElements": {"x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
-                             "x-amz-request-id": "1876A0B2C3D4E5F6",
-                             "x-minio-deployment-id": "5b4a6e1f-0c1d-4b8e-9f2a-3c4d5e6f7a8b",
-                             "x-minio-origin-endpoint": "http://172.18.0.2:9000"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
-               "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "minioadmin"},
-                          "arn": f"arn:aws:s3:::{BUCKET}"},
-               "object": {"key": encoded, "size": 6474, "eTag": ETAG, "contentType": "image/jpeg",
-                          "userMetadata": {"content-type": "image/jpeg"}, "sequencer": "1876A0B2C3D4E5F6"}},
-        "source": {"host": "172.18.0.1", "port": "",
-                   "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70 mc/RELEASE.2025-08-13T08-35-41Z"},
+        "responseElements": {
+            "x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
+            "x-amz-request-id": "1876A0B2C3D4E5F6",
+            "x-minio-deployment-id": "5b4a6e1f-0c1d-4b8e-9f2a-3c4d5e6f7a8b",
+            "x-minio-origin-endpoint": "http://172.18.0.2:9000",
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "Config",
+            "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "minioadmin"}, "arn": f"arn:aws:s3:::{BUCKET}"},
+            "object": {
+                "key": encoded,
+                "size": 6474,
+                "eTag": ETAG,
+                "contentType": "image/jpeg",
+                "userMetadata": {"content-type": "image/jpeg"},
+                "sequencer": "1876A0B2C3D4E5F6",
+            },
+        },
+        "source": {
+            "host": "172.18.0.1",
+            "port": "",
+            "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70 mc/RELEASE.2025-08-13T08-35-41Z",
+        },
     }
-    return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{BUCKET}/{encoded}",
-                       "Records": [record]}).encode()
+    return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{BUCKET}/{encoded}", "Records": [record]}).encode()
 
 
 def keys_for(run: str, count: int) -> list[str]:
@@ -81,9 +96,11 @@ def keys_for(run: str, count: int) -> list[str]:
 
 def http_request(port: int, key: str) -> bytes:
     body = minio_body(key)
-    head = (f"POST /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: MinIO (linux; amd64) minio-go/v7\r\n"
-            f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: MinIO (linux; amd64) minio-go/v7\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -133,8 +150,14 @@ async def _null_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.partition(b":")[2]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.partition(b":")[2])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             writer.write(NULL_RESPONSE)
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -211,16 +234,23 @@ def receiver(broker: str, directory: Path) -> contextlib.AbstractContextManager[
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("S3THUMBS_")}
     env.update(S3THUMBS_BROKER_URL=broker, S3THUMBS_RESULT_BACKEND="", S3THUMBS_AUTH_TOKEN=TOKEN)
-    return serving([sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(port)],
-                   env, port, directory / "receiver.log")
+    return serving(
+        [sys.executable, "-m", "s3thumbs", "receiver", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        port,
+        directory / "receiver.log",
+    )
 
 
 def load_generator_ceiling(events: int, clients: int) -> Load:
     """The load generator against a server that answers every request at once."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp, \
-            serving([sys.executable, __file__, "--null-server", str(port)], dict(os.environ), port,
-                    Path(tmp) / "null.log") as target:
+    with (
+        tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp,
+        serving(
+            [sys.executable, __file__, "--null-server", str(port)], dict(os.environ), port, Path(tmp) / "null.log"
+        ) as target,
+    ):
         post_events(target, "warm-up", min(500, events), clients)
         return post_events(target, "ceiling", events, clients)[0]
 
@@ -241,8 +271,12 @@ class Load:
 
 def post_events(target: Receiver, run: str, count: int, clients: int) -> tuple[Load, list[str]]:
     """Feed ``count`` events from a separate process; the load, and the keys that got a 2xx."""
-    child = subprocess.Popen([sys.executable, __file__, "--load-child", str(target.port), run, str(count),
-                              str(clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--load-child", str(target.port), run, str(count), str(clients)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdin is not None and child.stdout is not None
     if child.stdout.readline().strip() != "ready":
         raise SystemExit("the load generator failed to start")
@@ -260,8 +294,9 @@ def post_events(target: Receiver, run: str, count: int, clients: int) -> tuple[L
         if not 200 <= status < 300:
             refused[status] = refused.get(status, 0) + 1
     seconds = result["seconds"]
-    return Load(len(accepted), refused, len(accepted) / seconds, result["cpu"] / seconds,
-                receiver_cpu / seconds), accepted
+    return Load(
+        len(accepted), refused, len(accepted) / seconds, result["cpu"] / seconds, receiver_cpu / seconds
+    ), accepted
 
 
 # --- the bare loop -----------------------------------------------------------------------------
@@ -278,9 +313,15 @@ def bare_loop(app: Celery, run: str, count: int) -> tuple[float, float, list[str
     def loop() -> None:
         started, cpu = time.perf_counter(), time.thread_time()
         for key in keys:
-            app.send_task(THUMBNAIL_TASK, args=[BUCKET, key], kwargs={"etag": ETAG},
-                          queue=QUEUE, task_id=str(uuid.uuid4()), retry=True,
-                          retry_policy=PUBLISH_RETRY)
+            app.send_task(
+                THUMBNAIL_TASK,
+                args=[BUCKET, key],
+                kwargs={"etag": ETAG},
+                queue=QUEUE,
+                task_id=str(uuid.uuid4()),
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )
         done.append((time.perf_counter() - started, time.thread_time() - cpu))
 
     # A warm-up publish outside the timing: connection, declarations.
@@ -314,11 +355,12 @@ class Broker:
         from kombu import Connection
 
         with Connection(self.url) as connection:
-            _, messages, consumers = connection.default_channel.queue_declare(
-                QUEUE, durable=True, auto_delete=False)
+            _, messages, consumers = connection.default_channel.queue_declare(QUEUE, durable=True, auto_delete=False)
         if messages or consumers:
-            raise SystemExit(f"queue {QUEUE!r} on {self.url} has {messages} message(s) and "
-                             f"{consumers} consumer(s): stop any worker and empty it first")
+            raise SystemExit(
+                f"queue {QUEUE!r} on {self.url} has {messages} message(s) and "
+                f"{consumers} consumer(s): stop any worker and empty it first"
+            )
 
     def take(self) -> tuple[int, set[str]]:
         """(messages in the queue, the object keys they carry); empties the queue."""
@@ -353,8 +395,10 @@ class Broker:
         count, keys = self.take()
         missing = set(accepted) - keys
         if missing:
-            raise SystemExit(f"{what}: {len(missing)} of {len(accepted)} accepted event(s) are not on the broker, "
-                             f"e.g. {sorted(missing)[:3]}")
+            raise SystemExit(
+                f"{what}: {len(missing)} of {len(accepted)} accepted event(s) are not on the broker, "
+                f"e.g. {sorted(missing)[:3]}"
+            )
         extra = f", and {count - len(accepted)} more" if count > len(accepted) else ""
         return f"all {len(accepted)} on the broker{extra}"
 
@@ -375,10 +419,18 @@ def load_average() -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    packages = ", ".join(f"{name} {_version(name)}" for name in
-                         ("celery", "kombu", "redis", "amqp", "uvicorn", "starlette", "httptools", "uvloop"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    packages = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("celery", "kombu", "redis", "amqp", "uvicorn", "starlette", "httptools", "uvloop")
+    )
     return f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; {packages}"
 
 
@@ -401,8 +453,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000, help="events per measurement (default 5000)")
     parser.add_argument("--passes", type=int, default=3, help="passes per broker (default 3)")
     parser.add_argument("--clients", type=int, default=4, help="keep-alive HTTP connections (default 4)")
-    parser.add_argument("--broker", action="append",
-                        help=f"broker URL, repeatable (default: {' and '.join(DEFAULT_BROKERS)})")
+    parser.add_argument(
+        "--broker", action="append", help=f"broker URL, repeatable (default: {' and '.join(DEFAULT_BROKERS)})"
+    )
     parser.add_argument("--load-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--null-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -415,12 +468,16 @@ def main() -> None:
         return
 
     print(f"Machine: {machine()}\n")
-    print(f"{args.events} events per measurement, {args.passes} passes per broker, {args.clients} keep-alive "
-          "clients; ratios taken within each pass, then the median over passes. Load average at the start: "
-          f"{load_average()}.\n")
+    print(
+        f"{args.events} events per measurement, {args.passes} passes per broker, {args.clients} keep-alive "
+        "clients; ratios taken within each pass, then the median over passes. Load average at the start: "
+        f"{load_average()}.\n"
+    )
     ceiling = load_generator_ceiling(args.events, args.clients)
-    print(f"Load generator alone, against a server that answers at once: {ceiling.rate:,.0f} requests/s, "
-          f"load generator CPU {ceiling.client_cpu:.2f}.\n")
+    print(
+        f"Load generator alone, against a server that answers at once: {ceiling.rate:,.0f} requests/s, "
+        f"load generator CPU {ceiling.client_cpu:.2f}.\n"
+    )
     rows = []
     for url in args.broker or DEFAULT_BROKERS:
         broker = Broker(url)
@@ -445,32 +502,41 @@ def main() -> None:
                             receiver_check = broker.verify(accepted, "receiver")
                     passes.append((bare, bare_cpu, load))
                     refused = ", ".join(f"{count}× {status}" for status, count in sorted(load.refused.items()))
-                    print(f"- pass {n + 1}: bare {bare:,.0f}/s ({bare_check}); receiver {load.rate:,.0f}/s "
-                          f"({load.accepted} 2xx{', ' + refused if refused else ''}; {receiver_check}); "
-                          f"ratio {load.rate / bare:.2f}; CPU µs per event: bare {bare_cpu:.0f}, receiver "
-                          f"{load.cpu_per_event:.0f}; CPU per wall second: receiver {load.receiver_cpu:.2f}, "
-                          f"load generator {load.client_cpu:.2f}; load average {load_average()}")
+                    print(
+                        f"- pass {n + 1}: bare {bare:,.0f}/s ({bare_check}); receiver {load.rate:,.0f}/s "
+                        f"({load.accepted} 2xx{', ' + refused if refused else ''}; {receiver_check}); "
+                        f"ratio {load.rate / bare:.2f}; CPU µs per event: bare {bare_cpu:.0f}, receiver "
+                        f"{load.cpu_per_event:.0f}; CPU per wall second: receiver {load.receiver_cpu:.2f}, "
+                        f"load generator {load.client_cpu:.2f}; load average {load_average()}"
+                    )
         finally:
             broker.clean_up()
         print()
         rows.append((broker.kind, passes))
 
     print("## Events/s (median over passes)\n")
-    print(f"| broker | bare `send_task` loop, 1 thread | receiver, 1 process, {args.clients} clients | receiver / bare "
-          "| CPU µs per event, bare | CPU µs per event, receiver | receiver CPU | load generator CPU |")
+    print(
+        f"| broker | bare `send_task` loop, 1 thread | receiver, 1 process, {args.clients} clients | receiver / bare "
+        "| CPU µs per event, bare | CPU µs per event, receiver | receiver CPU | load generator CPU |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, passes in rows:
+
         def median(values: Iterator[float]) -> float:
             return statistics.median(list(values))
 
-        print(f"| {kind} | {median(b for b, _, _ in passes):,.0f} | {median(load.rate for _, _, load in passes):,.0f} "
-              f"| {median(load.rate / b for b, _, load in passes):.2f}× | {median(c for _, c, _ in passes):.0f} "
-              f"| {median(load.cpu_per_event for _, _, load in passes):.0f} "
-              f"| {median(load.receiver_cpu for _, _, load in passes):.2f} "
-              f"| {median(load.client_cpu for _, _, load in passes):.2f} |")
-    print("\nCPU µs per event: CPU time of the publishing thread (bare) or of the whole receiver process, divided "
-          "by the events it published. Receiver CPU, load generator CPU: CPU seconds per wall second of each "
-          "process (1.00 = one core busy).")
+        print(
+            f"| {kind} | {median(b for b, _, _ in passes):,.0f} | {median(load.rate for _, _, load in passes):,.0f} "
+            f"| {median(load.rate / b for b, _, load in passes):.2f}× | {median(c for _, c, _ in passes):.0f} "
+            f"| {median(load.cpu_per_event for _, _, load in passes):.0f} "
+            f"| {median(load.receiver_cpu for _, _, load in passes):.2f} "
+            f"| {median(load.client_cpu for _, _, load in passes):.2f} |"
+        )
+    print(
+        "\nCPU µs per event: CPU time of the publishing thread (bare) or of the whole receiver process, divided "
+        "by the events it published. Receiver CPU, load generator CPU: CPU seconds per wall second of each "
+        "process (1.00 = one core busy)."
+    )
 
 
 if __name__ == "__main__":

@@ -94,7 +94,15 @@ def _header(scope: Scope, name: bytes) -> str:
 
 async def _refuse(send: Send) -> None:
     body = json.dumps({"error": "missing or wrong token"}).encode()
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Basic realm="s3thumbs"')]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Basic realm="s3thumbs"'),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -64,18 +64,35 @@ class Summary:
 
     def line(self, dry_run: bool) -> str:
         verb = "would enqueue" if dry_run else "enqueued"
-        failed = f"{self.failed} failed for good (left alone; --retry-failed enqueues them)" if self.failed \
-            else f"{self.retried} failed for good, retried" if self.retried else "0 failed for good"
-        return (f"{self.sources} images: {self.current} current, {self.missing} missing, {self.stale} stale, "
-                f"{failed}; {verb} {self.enqueued}")
+        failed = (
+            f"{self.failed} failed for good (left alone; --retry-failed enqueues them)"
+            if self.failed
+            else f"{self.retried} failed for good, retried"
+            if self.retried
+            else "0 failed for good"
+        )
+        return (
+            f"{self.sources} images: {self.current} current, {self.missing} missing, {self.stale} stale, "
+            f"{failed}; {verb} {self.enqueued}"
+        )
 
 
-def run(plan: Plan, bucket: str, prefix: str, publish: Publish | None, *, retry_failed: bool = False,
-        progress: Progress = no_progress) -> Summary:
+def run(
+    plan: Plan,
+    bucket: str,
+    prefix: str,
+    publish: Publish | None,
+    *,
+    retry_failed: bool = False,
+    progress: Progress = no_progress,
+) -> Summary:
     """Publish a task for each image under ``prefix`` lacking current thumbnails; ``publish=None`` is a dry run."""
     storage, layout = plan.storage, plan.layout
-    sources = [info for info in progress(storage.list_objects(bucket, prefix), None, "listing")
-               if not layout.is_output(bucket, info.key) and is_image_key(info.key)]
+    sources = [
+        info
+        for info in progress(storage.list_objects(bucket, prefix), None, "listing")
+        if not layout.is_output(bucket, info.key) and is_image_key(info.key)
+    ]
     complete = _with_every_size(plan, bucket, prefix)
     incomplete = [source.key for source in sources if source.key not in complete]
     failed = plan.markers.etags(bucket, incomplete) if plan.markers is not None else {}
@@ -116,7 +133,7 @@ def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
     for size in plan.sizes:
         folder = plan.layout.thumbnail_key("", size)
         listed = plan.storage.list_objects(plan.layout.output_bucket(bucket), folder + prefix)
-        keys = {info.key[len(folder):] for info in listed}
+        keys = {info.key[len(folder) :] for info in listed}
         complete = keys if complete is None else complete & keys
     return complete or set()
 
@@ -125,5 +142,9 @@ def reconcile(plan: Plan, buckets: Iterable[str], publish: Publish) -> None:
     """Backfill every bucket of ``buckets``: catches what a lost notification missed."""
     for bucket in sorted(buckets):
         summary = run(plan, bucket, "", publish)
-        logger.info("reconciled s3://%s: %s", bucket, summary.line(dry_run=False),
-                    extra={"bucket": bucket, "enqueued": summary.enqueued})
+        logger.info(
+            "reconciled s3://%s: %s",
+            bucket,
+            summary.line(dry_run=False),
+            extra={"bucket": bucket, "enqueued": summary.enqueued},
+        )

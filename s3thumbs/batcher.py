@@ -50,8 +50,15 @@ class Batcher:
     ``idle_seconds`` without work, calling ``publish.close()``; the next request starts another.
     """
 
-    def __init__(self, publish: Publish, *, threads: int = 1, max_events: int = MAX_BATCH_EVENTS,
-                 idle_seconds: float = PUBLISHER_IDLE_SECONDS, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        threads: int = 1,
+        max_events: int = MAX_BATCH_EVENTS,
+        idle_seconds: float = PUBLISHER_IDLE_SECONDS,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
         self._publish = publish
         self._max_threads = threads
         self._max_events = max_events

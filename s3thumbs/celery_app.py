@@ -40,8 +40,12 @@ def create_app(settings: Settings, *, results: bool = True) -> Celery:
     ``results=False`` makes a publishing app (receiver, backfill, sqs): no result backend, and
     socket timeouts on every broker read and write.
     """
-    app = Celery("s3thumbs", broker=settings.broker_url,
-                 backend=settings.result_backend if results else None, set_as_current=False)
+    app = Celery(
+        "s3thumbs",
+        broker=settings.broker_url,
+        backend=settings.result_backend if results else None,
+        set_as_current=False,
+    )
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

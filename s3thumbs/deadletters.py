@@ -57,8 +57,14 @@ class DeadLetter:
 
     def event(self) -> ObjectEvent:
         """The event whose task this was: publishing it again re-drives the task."""
-        return ObjectEvent(ACTIONS[self.task], self.bucket, self.key, "redrive",
-                           etag=self.kwargs.get("etag"), version_id=self.kwargs.get("version_id"))
+        return ObjectEvent(
+            ACTIONS[self.task],
+            self.bucket,
+            self.key,
+            "redrive",
+            etag=self.kwargs.get("etag"),
+            version_id=self.kwargs.get("version_id"),
+        )
 
 
 def dead_queue() -> Queue:
@@ -69,15 +75,29 @@ def dead_queue() -> Queue:
 def record(app: Celery, letter: DeadLetter) -> None:
     """Put one record on the dead-letter queue."""
     with app.producer_or_acquire() as producer:
-        producer.publish(letter.to_dict(), exchange="", routing_key=DEAD_QUEUE, declare=[dead_queue()],
-                         serializer="json", delivery_mode="persistent", retry=True, retry_policy=_RETRY)
+        producer.publish(
+            letter.to_dict(),
+            exchange="",
+            routing_key=DEAD_QUEUE,
+            declare=[dead_queue()],
+            serializer="json",
+            delivery_mode="persistent",
+            retry=True,
+            retry_policy=_RETRY,
+        )
 
 
 def install(app: Celery, names: Collection[str]) -> None:
     """Record every failure of the tasks ``names`` of ``app`` as a dead letter."""
 
-    def on_failure(sender: Any = None, task_id: str = "", exception: BaseException | None = None,
-                   args: Any = None, kwargs: Any = None, **_: Any) -> None:
+    def on_failure(
+        sender: Any = None,
+        task_id: str = "",
+        exception: BaseException | None = None,
+        args: Any = None,
+        kwargs: Any = None,
+        **_: Any,
+    ) -> None:
         if getattr(sender, "name", None) not in names or getattr(sender, "app", None) is not app:
             return
         args = list(args or [])
@@ -96,11 +116,22 @@ def install(app: Celery, names: Collection[str]) -> None:
         try:
             record(app, letter)
         except Exception as e:  # the failure itself is already logged and stored; say the record is missing
-            logger.error("could not record dead letter for s3://%s/%s: %s", letter.bucket, letter.key, e,
-                         extra={"bucket": letter.bucket, "key": letter.key, "task_id": task_id})
+            logger.error(
+                "could not record dead letter for s3://%s/%s: %s",
+                letter.bucket,
+                letter.key,
+                e,
+                extra={"bucket": letter.bucket, "key": letter.key, "task_id": task_id},
+            )
             return
-        logger.warning("s3://%s/%s: dead letter recorded (%s: %s)", letter.bucket, letter.key, letter.exception,
-                       letter.reason, extra={"bucket": letter.bucket, "key": letter.key, "task_id": task_id})
+        logger.warning(
+            "s3://%s/%s: dead letter recorded (%s: %s)",
+            letter.bucket,
+            letter.key,
+            letter.exception,
+            letter.reason,
+            extra={"bucket": letter.bucket, "key": letter.key, "task_id": task_id},
+        )
 
     signals.task_failure.connect(on_failure, weak=False)
 
@@ -124,8 +155,9 @@ def list_letters(app: Celery) -> list[DeadLetter]:
             return [letter for letter, _ in fetched]
 
 
-def redrive(app: Celery, publish: Publish,
-            select: Callable[[DeadLetter], bool] = lambda letter: True) -> list[DeadLetter]:
+def redrive(
+    app: Celery, publish: Publish, select: Callable[[DeadLetter], bool] = lambda letter: True
+) -> list[DeadLetter]:
     """Publish the selected letters' tasks again, with their retries counted afresh; each record is
     removed once its task is on the broker."""
     done: list[DeadLetter] = []

@@ -8,10 +8,9 @@ not an image at all, so the gallery shows a failure with its reason too.
 
 from __future__ import annotations
 
-from typing import Any
-
 import io
 from collections.abc import Callable
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -22,15 +21,31 @@ def _scene(size: tuple[int, int] = SIZE, hue: int = 0) -> Image.Image:
     """A sky-and-hills picture with a sun: smooth gradients and hard edges, recognisable upright."""
     width, height = size
     sky = Image.linear_gradient("L").resize((width, height))
-    image = Image.merge("RGB", (sky.point(lambda v: 40 + v // 3 + hue % 60), sky.point(lambda v: 90 + v // 3),
-                                sky.point(lambda v: 255 - v // 4)))
+    image = Image.merge(
+        "RGB",
+        (
+            sky.point(lambda v: 40 + v // 3 + hue % 60),
+            sky.point(lambda v: 90 + v // 3),
+            sky.point(lambda v: 255 - v // 4),
+        ),
+    )
     draw = ImageDraw.Draw(image)
     draw.ellipse((width * 0.68, height * 0.08, width * 0.84, height * 0.32), fill=(255, 214, 64))
-    draw.polygon([(0, height), (0, height * 0.62), (width * 0.3, height * 0.45), (width * 0.62, height * 0.7),
-                  (width, height * 0.5), (width, height)], fill=(46, 125, 50))
+    draw.polygon(
+        [
+            (0, height),
+            (0, height * 0.62),
+            (width * 0.3, height * 0.45),
+            (width * 0.62, height * 0.7),
+            (width, height * 0.5),
+            (width, height),
+        ],
+        fill=(46, 125, 50),
+    )
     draw.rectangle((width * 0.08, height * 0.7, width * 0.22, height * 0.9), fill=(121, 85, 72))
-    draw.polygon([(width * 0.06, height * 0.7), (width * 0.15, height * 0.58), (width * 0.24, height * 0.7)],
-                 fill=(183, 28, 28))
+    draw.polygon(
+        [(width * 0.06, height * 0.7), (width * 0.15, height * 0.58), (width * 0.24, height * 0.7)], fill=(183, 28, 28)
+    )
     return image
 
 

@@ -104,9 +104,15 @@ def wire_bucket(s3: Any, sns: Any, receiver_url: str) -> None:
     sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=f"{receiver_url}/events")
     s3.put_bucket_notification_configuration(
         Bucket=BUCKET,
-        NotificationConfiguration={"TopicConfigurations": [{
-            "Id": "s3thumbs", "TopicArn": topic, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-        }]},
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "Id": "s3thumbs",
+                    "TopicArn": topic,
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                }
+            ]
+        },
     )
 
 
@@ -119,9 +125,18 @@ def start_s3(host: str, port: int) -> tuple[ThreadedMotoServer, str]:
     return server, f"http://{bound_host}:{bound_port}"
 
 
-def serve(settings: Settings, receiver_app: Any, run_worker: Callable[[], None], s3: Any,
-          sns: Any, s3_url: str, show: Callable[[str], None], host: str, receiver_port: int,
-          demo: bool = False) -> None:
+def serve(
+    settings: Settings,
+    receiver_app: Any,
+    run_worker: Callable[[], None],
+    s3: Any,
+    sns: Any,
+    s3_url: str,
+    show: Callable[[str], None],
+    host: str,
+    receiver_port: int,
+    demo: bool = False,
+) -> None:
     """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C.
 
     With ``demo``, the demo images are uploaded first.

@@ -18,8 +18,9 @@ from s3thumbs.errors import InvalidEvent
 Action = Literal["created", "removed"]
 
 # Only these change an object's content; PutTagging, PutRetention… are MinIO "created" events too.
-CREATED = frozenset({"ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy",
-                     "ObjectCreated:CompleteMultipartUpload"})
+CREATED = frozenset(
+    {"ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy", "ObjectCreated:CompleteMultipartUpload"}
+)
 # A lifecycle expiration removes the object as surely as a DELETE does.
 REMOVED_PREFIXES = ("ObjectRemoved:", "LifecycleExpiration:")
 EVENTBRIDGE_ACTIONS: dict[str, Action] = {"Object Created": "created", "Object Deleted": "removed"}
@@ -229,17 +230,19 @@ def _parse_records(records: Any, kind: str) -> Notification:
             ignored.append(Ignored(bucket, key, f"event {event_name} does not change content"))
             continue
         obj = record["s3"]["object"]
-        events.append(ObjectEvent(
-            action=action,
-            bucket=bucket,
-            key=key,
-            event_name=event_name,
-            size=_optional_int(obj.get("size")) if action == "created" else None,
-            etag=_optional_str(obj.get("eTag")) if action == "created" else None,
-            version_id=_version(obj.get("versionId")),
-            sequencer=_optional_str(obj.get("sequencer")),
-            content_type=_optional_str(obj.get("contentType")),
-        ))
+        events.append(
+            ObjectEvent(
+                action=action,
+                bucket=bucket,
+                key=key,
+                event_name=event_name,
+                size=_optional_int(obj.get("size")) if action == "created" else None,
+                etag=_optional_str(obj.get("eTag")) if action == "created" else None,
+                version_id=_version(obj.get("versionId")),
+                sequencer=_optional_str(obj.get("sequencer")),
+                content_type=_optional_str(obj.get("contentType")),
+            )
+        )
     return Notification(kind, tuple(events), tuple(ignored))
 
 

@@ -39,15 +39,21 @@ class FailureMarkers:
         try:
             self.client.hset(FAILED, f"{bucket}/{key}", record)
         except redis.RedisError as e:
-            logger.warning("s3://%s/%s: could not leave a failure marker: %s", bucket, key, e,
-                           extra={"bucket": bucket, "key": key})
+            logger.warning(
+                "s3://%s/%s: could not leave a failure marker: %s", bucket, key, e, extra={"bucket": bucket, "key": key}
+            )
 
     def clear(self, bucket: str, key: str) -> None:
         try:
             self.client.hdel(FAILED, f"{bucket}/{key}")
         except redis.RedisError as e:
-            logger.warning("s3://%s/%s: could not clear its failure marker: %s", bucket, key, e,
-                           extra={"bucket": bucket, "key": key})
+            logger.warning(
+                "s3://%s/%s: could not clear its failure marker: %s",
+                bucket,
+                key,
+                e,
+                extra={"bucket": bucket, "key": key},
+            )
 
     def etags(self, bucket: str, keys: Iterable[str]) -> dict[str, str]:
         """The eTag each of ``keys`` failed for good with, for the marked ones."""

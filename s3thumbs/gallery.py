@@ -24,8 +24,10 @@ from s3thumbs.status import Record, Statuses
 URL_LIFETIME = 3600
 # Originals larger than this are linked, not shown: the page must stay light with 50 MP photos.
 INLINE_ORIGINAL_BYTES = 8 * 1024 * 1024
-NO_STORE = ("No status store: set S3THUMBS_RESULT_BACKEND to a redis:// URL (the receiver and the "
-            "workers must share it) to see what happened to each upload.")
+NO_STORE = (
+    "No status store: set S3THUMBS_RESULT_BACKEND to a redis:// URL (the receiver and the "
+    "workers must share it) to see what happened to each upload."
+)
 
 Presign = Callable[[str, str], str]
 
@@ -60,8 +62,10 @@ class Gallery:
             "original": original,
             # Only originals that rendered are shown inline: a browser cannot show the others either.
             "inline": original is not None and shows_images and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
-            "thumbnails": [{**thumb, "url": self.presign(out_bucket, thumb["key"]) if shows_images else None}
-                           for thumb in record.thumbnails],
+            "thumbnails": [
+                {**thumb, "url": self.presign(out_bucket, thumb["key"]) if shows_images else None}
+                for thumb in record.thumbnails
+            ],
         }
 
     async def page(self, request: Request) -> Response:

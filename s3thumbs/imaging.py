@@ -28,8 +28,18 @@ from s3thumbs.keys import Size
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 # What the decoders raise on hostile or broken input; all of it means "bad image".
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
-                 TypeError, ZeroDivisionError, Image.DecompressionBombError)
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+)
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
 RENDER_VERSION = "2"
 # After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
@@ -136,8 +146,7 @@ def _is_empty(source: IO[bytes]) -> bool:
 def _render_open(im: Image.Image, spec: RenderSpec) -> list[Thumbnail]:
     width, height = im.size
     if width * height > spec.max_pixels:
-        raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, "
-                       f"over the limit of {spec.max_pixels:,}")
+        raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}")
     source_format = im.format
     # Pillow's TIFF decoder applies the orientation itself (and reports the turned size).
     orientation = 1 if source_format == "TIFF" else _orientation(im)
@@ -174,14 +183,18 @@ def _orientation(im: Image.Image) -> int:
     return value if value in _TRANSPOSE else 1
 
 
-def _scaled(base: Image.Image, region: tuple[float, float, float, float] | None, made: list[Image.Image],
-            target: tuple[int, int], orientation: int) -> Image.Image:
+def _scaled(
+    base: Image.Image,
+    region: tuple[float, float, float, float] | None,
+    made: list[Image.Image],
+    target: tuple[int, int],
+    orientation: int,
+) -> Image.Image:
     """Resize from the smallest image made so far that still covers target, else from base."""
     covering = [im for im in made if im.width >= target[0] and im.height >= target[1]]
     if covering:
         source = min(covering, key=lambda im: im.width * im.height)
-        return source if source.size == target else source.resize(target, RESAMPLE,
-                                                                   reducing_gap=CASCADE_REDUCING_GAP)
+        return source if source.size == target else source.resize(target, RESAMPLE, reducing_gap=CASCADE_REDUCING_GAP)
     swapped = orientation in (5, 6, 7, 8)
     stored = (target[1], target[0]) if swapped else target
     if base.size == stored and region in (None, (0, 0, *stored)):

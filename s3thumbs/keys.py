@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 # Keys are taken as images by their extension, or by the content type the event carries.
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 
 _SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")
 

@@ -40,16 +40,20 @@ class ReceiverMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.received = Counter("s3thumbs_events_received", "Object events found in notification bodies",
-                                registry=r)
+        self.received = Counter("s3thumbs_events_received", "Object events found in notification bodies", registry=r)
         self.published = Counter("s3thumbs_events_published", "Events published as tasks", registry=r)
-        self.skipped = Counter("s3thumbs_events_skipped", "Events that needed no task, by reason", ["reason"],
-                               registry=r)
-        self.publish_failures = Counter("s3thumbs_publish_failures",
-                                        "Requests answered 503: the broker did not take the tasks", registry=r)
-        self.publish_seconds = Histogram("s3thumbs_publish_seconds",
-                                         "Time from a request's events being ready to their 2xx",
-                                         buckets=PUBLISH_BUCKETS, registry=r)
+        self.skipped = Counter(
+            "s3thumbs_events_skipped", "Events that needed no task, by reason", ["reason"], registry=r
+        )
+        self.publish_failures = Counter(
+            "s3thumbs_publish_failures", "Requests answered 503: the broker did not take the tasks", registry=r
+        )
+        self.publish_seconds = Histogram(
+            "s3thumbs_publish_seconds",
+            "Time from a request's events being ready to their 2xx",
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
 
     def text(self) -> bytes:
         """Everything, in Prometheus' text format."""
@@ -61,13 +65,14 @@ class WorkerMetrics:
     sums them (``serve_worker_metrics``). Outside it (``s3thumbs dev``) they are kept, unserved."""
 
     def __init__(self) -> None:
-        self.tasks = Counter("s3thumbs_tasks", "Tasks finished, by task and outcome", ["task", "outcome"],
-                             registry=None)
-        self.task_seconds = Histogram("s3thumbs_task_seconds", "Wall time of a task that wrote thumbnails",
-                                      buckets=TASK_BUCKETS, registry=None)
+        self.tasks = Counter(
+            "s3thumbs_tasks", "Tasks finished, by task and outcome", ["task", "outcome"], registry=None
+        )
+        self.task_seconds = Histogram(
+            "s3thumbs_task_seconds", "Wall time of a task that wrote thumbnails", buckets=TASK_BUCKETS, registry=None
+        )
         self.bytes_read = Counter("s3thumbs_source_bytes_read", "Bytes of source objects read", registry=None)
-        self.bytes_written = Counter("s3thumbs_thumbnail_bytes_written", "Bytes of thumbnails written",
-                                     registry=None)
+        self.bytes_written = Counter("s3thumbs_thumbnail_bytes_written", "Bytes of thumbnails written", registry=None)
 
 
 def multiprocess_mode(folder: str) -> None:

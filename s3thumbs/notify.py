@@ -22,8 +22,10 @@ def section_for(arn: str) -> tuple[str, str]:
     """The configuration list and ARN field for a destination ARN (MinIO webhooks are "sqs")."""
     parts = arn.split(":")
     if len(parts) < 6 or parts[0] != "arn" or parts[2] not in _SECTIONS:
-        raise ValueError(f"{arn!r} is not an SNS topic, SQS queue, Lambda or MinIO target ARN "
-                         "(e.g. arn:aws:sns:REGION:ACCOUNT:TOPIC or arn:minio:sqs::ID:webhook)")
+        raise ValueError(
+            f"{arn!r} is not an SNS topic, SQS queue, Lambda or MinIO target ARN "
+            "(e.g. arn:aws:sns:REGION:ACCOUNT:TOPIC or arn:minio:sqs::ID:webhook)"
+        )
     return _SECTIONS[parts[2]]
 
 
@@ -37,8 +39,7 @@ def rule(arn: str, prefix: str | None = None, suffix: str | None = None) -> dict
     return entry
 
 
-def merged(current: dict[str, Any], arn: str, prefix: str | None = None,
-           suffix: str | None = None) -> dict[str, Any]:
+def merged(current: dict[str, Any], arn: str, prefix: str | None = None, suffix: str | None = None) -> dict[str, Any]:
     """``current`` with our rule added, replacing any earlier rule of ours; other rules kept."""
     section, _ = section_for(arn)
     config = {name: value for name, value in current.items() if name != "ResponseMetadata"}

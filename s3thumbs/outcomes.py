@@ -14,9 +14,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from billiard.exceptions import WorkerLostError
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Celery, Task, signals
-from celery.exceptions import Retry
+from celery.exceptions import Retry, TimeLimitExceeded
 
 from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, TimedOut
 from s3thumbs.failures import FailureMarkers
@@ -69,8 +70,9 @@ class Outcomes:
             if ours(sender):
                 self.retried(sender.name, sender.max_retries, request, reason)
 
-        def on_failure(sender: Any = None, task_id: str = "", exception: BaseException | None = None,
-                       args: Any = None, **_: Any) -> None:
+        def on_failure(
+            sender: Any = None, task_id: str = "", exception: BaseException | None = None, args: Any = None, **_: Any
+        ) -> None:
             if not ours(sender):
                 return
             started.pop(task_id, None)
@@ -78,8 +80,12 @@ class Outcomes:
             retries = int(getattr(sender.request, "retries", 0) or 0)
             self.failed(sender.name, str(bucket), str(key), task_id, exception, retries)
 
-        for signal, handler in ((signals.task_prerun, on_prerun), (signals.task_success, on_success),
-                                (signals.task_retry, on_retry), (signals.task_failure, on_failure)):
+        for signal, handler in (
+            (signals.task_prerun, on_prerun),
+            (signals.task_success, on_success),
+            (signals.task_retry, on_retry),
+            (signals.task_failure, on_failure),
+        ):
             signal.connect(handler, weak=False)
 
     def succeeded(self, task: str, outcome: Outcome, seconds: float) -> None:
@@ -92,10 +98,22 @@ class Outcomes:
             self.metrics.bytes_read.inc(outcome.source_bytes or 0)
             self.metrics.bytes_written.inc(sum(t.bytes for t in outcome.thumbnails))
         if (store := self.statuses()) is not None:
-            thumbs = tuple({"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes}
-                           for t in outcome.thumbnails)
-            store.save([Record(outcome.bucket, outcome.key, outcome.status, etag=outcome.source_etag,
-                               size=outcome.source_bytes, thumbnails=thumbs, ms=outcome.ms)])
+            thumbs = tuple(
+                {"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes} for t in outcome.thumbnails
+            )
+            store.save(
+                [
+                    Record(
+                        outcome.bucket,
+                        outcome.key,
+                        outcome.status,
+                        etag=outcome.source_etag,
+                        size=outcome.source_bytes,
+                        thumbnails=thumbs,
+                        ms=outcome.ms,
+                    )
+                ]
+            )
         if outcome.status in ("written", "deleted") and (markers := self.markers()) is not None:
             markers.clear(outcome.bucket, outcome.key)
 
@@ -107,18 +125,26 @@ class Outcomes:
         retries = int(getattr(request, "retries", 0) or 0)
         countdown = reason.when if isinstance(reason, Retry) else None
         cause = reason.exc if isinstance(reason, Retry) and reason.exc is not None else reason
-        logger.warning("s3://%s/%s: retry %d of %s in %s s: %s", bucket, key, retries + 1, max_retries, countdown, cause,
-                       extra={"bucket": bucket, "key": key, "task_id": getattr(request, "id", None)})
+        logger.warning(
+            "s3://%s/%s: retry %d of %s in %s s: %s",
+            bucket,
+            key,
+            retries + 1,
+            max_retries,
+            countdown,
+            cause,
+            extra={"bucket": bucket, "key": key, "task_id": getattr(request, "id", None)},
+        )
 
-    def failed(self, task: str, bucket: str, key: str, task_id: str, exception: BaseException | None,
-               retries: int) -> None:
+    def failed(
+        self, task: str, bucket: str, key: str, task_id: str, exception: BaseException | None, retries: int
+    ) -> None:
         """Log the failure once, mark what cannot pass, record "failed" and count it."""
         where = {"bucket": bucket, "key": key, "task_id": task_id}
+        reason = failure_reason(exception, retries)
         if isinstance(exception, PermanentFailure):
-            reason = str(exception)
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
         else:
-            reason = f"after {retries} retries: {exception}" if retries else f"{type(exception).__name__}: {exception}"
             logger.error("s3://%s/%s failed for good %s", bucket, key, reason, extra=where)
         if isinstance(exception, MARKED):
             self._mark(bucket, key, reason)
@@ -134,8 +160,22 @@ class Outcomes:
         try:
             source = self.storage().head(bucket, key)
         except (S3ThumbsError, BotoCoreError, ClientError) as e:  # the failure is recorded regardless
-            logger.warning("s3://%s/%s: could not leave a failure marker: %s", bucket, key, e,
-                           extra={"bucket": bucket, "key": key})
+            logger.warning(
+                "s3://%s/%s: could not leave a failure marker: %s", bucket, key, e, extra={"bucket": bucket, "key": key}
+            )
             return
         if source is not None:
             markers.mark(bucket, key, source.etag, reason)
+
+
+def failure_reason(exception: BaseException | None, retries: int) -> str:
+    """Why a task failed for good, in words for the status record and the log."""
+    if isinstance(exception, PermanentFailure):
+        return str(exception)
+    if isinstance(exception, TimeLimitExceeded):
+        return f"took longer than the hard time limit ({exception.args[0] if exception.args else '?'} s)"
+    if isinstance(exception, WorkerLostError):
+        return f"its worker process died under it, {retries + 1} time(s): {exception}"
+    if retries:
+        return f"after {retries} retries: {exception}"
+    return f"{type(exception).__name__}: {exception}"

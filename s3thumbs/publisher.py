@@ -124,9 +124,15 @@ class _Link:
         """What ``send_task`` does for our tasks, without its routing and result bookkeeping."""
         app, amqp = self._app, self._app.amqp
         call = task_call(event)
-        message = amqp.create_task_message(call.task_id, call.name, call.args, call.kwargs,
-                                           reply_to=app.thread_oid, create_sent_event=app.conf.task_send_sent_event,
-                                           ignore_result=None)
+        message = amqp.create_task_message(
+            call.task_id,
+            call.name,
+            call.args,
+            call.kwargs,
+            reply_to=app.thread_oid,
+            create_sent_event=app.conf.task_send_sent_event,
+            ignore_result=None,
+        )
         amqp.send_task_message(producer, call.name, message, queue=self._queue, declare=[], retry=False)
 
     def _acked(self, delivery_tag: int, multiple: bool) -> None:

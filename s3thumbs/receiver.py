@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from s3thumbs.auth import Tokens, TokenAuth
+from s3thumbs.auth import TokenAuth, Tokens
 from s3thumbs.batcher import Batcher
 from s3thumbs.errors import InvalidEvent, InvalidSignature
 from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest, decode_body, is_sns_envelope, parse_document
 from s3thumbs.gallery import Gallery
-from s3thumbs.metrics import TEXT_FORMAT, ReceiverMetrics
 from s3thumbs.messages import Publish
+from s3thumbs.metrics import TEXT_FORMAT, ReceiverMetrics
 from s3thumbs.rules import Rules
 from s3thumbs.sns import is_sns_url
 from s3thumbs.status import BackgroundStatuses, Statuses, queued_records, skipped_records
@@ -123,8 +123,13 @@ async def _unverified(deps: Receiving, document: Any) -> Response | None:
 async def _notification(deps: Receiving, notification: Notification) -> Response:
     accepted, skipped = deps.rules.sort(notification)
     for item in skipped:
-        logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason,
-                    extra={"bucket": item.bucket, "key": item.key, "reason": item.reason})
+        logger.info(
+            "skipped s3://%s/%s: %s",
+            item.bucket,
+            item.key,
+            item.reason,
+            extra={"bucket": item.bucket, "key": item.key, "reason": item.reason},
+        )
         deps.metrics.skipped.labels(item.reason).inc()
     deps.metrics.received.inc(len(accepted) + len(skipped))
     if deps.statuses is not None and (shown := deps.rules.shown_skips(skipped)):
@@ -138,8 +143,9 @@ async def _notification(deps: Receiving, notification: Notification) -> Response
                 await deps.batcher.publish(accepted)
         except TimeoutError:
             deps.metrics.publish_failures.inc()
-            logger.error("broker did not take %d task(s) within %g s, answering 503", len(accepted),
-                         deps.publish_timeout)
+            logger.error(
+                "broker did not take %d task(s) within %g s, answering 503", len(accepted), deps.publish_timeout
+            )
             return JSONResponse({"error": "broker unavailable"}, 503, headers=RETRY_LATER)
         except Exception as e:  # whatever the broker client raised, the sender must retry later
             deps.metrics.publish_failures.inc()
@@ -148,12 +154,20 @@ async def _notification(deps: Receiving, notification: Notification) -> Response
         deps.metrics.publish_seconds.observe(time.perf_counter() - started)
         deps.metrics.published.inc(len(accepted))
         for event in accepted:
-            logger.info("published %s for s3://%s/%s", event.action, event.bucket, event.key,
-                        extra={"bucket": event.bucket, "key": event.key, "action": event.action})
-    return JSONResponse({
-        "accepted": [{"bucket": e.bucket, "key": e.key, "action": e.action} for e in accepted],
-        "skipped": [{"bucket": s.bucket, "key": s.key, "reason": s.reason} for s in skipped],
-    }, 202 if accepted else 200)
+            logger.info(
+                "published %s for s3://%s/%s",
+                event.action,
+                event.bucket,
+                event.key,
+                extra={"bucket": event.bucket, "key": event.key, "action": event.action},
+            )
+    return JSONResponse(
+        {
+            "accepted": [{"bucket": e.bucket, "key": e.key, "action": e.action} for e in accepted],
+            "skipped": [{"bucket": s.bucket, "key": s.key, "reason": s.reason} for s in skipped],
+        },
+        202 if accepted else 200,
+    )
 
 
 async def _subscription(deps: Receiving, request: SubscriptionRequest) -> Response:
@@ -197,12 +211,21 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rules(),
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, ready: Callable[[], bool] = lambda: True,
-               confirm: Confirm | None = None, verify: Verify | None = None,
-               sns_topics: frozenset[str] | None = None, publish_timeout: float = PUBLISH_TIMEOUT,
-               publisher_threads: int = 1, gallery: Gallery | None = None,
-               statuses: Statuses | None = None) -> Starlette:
+def create_app(
+    publish: Publish,
+    *,
+    token: str | None = None,
+    rules: Rules | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ready: Callable[[], bool] = lambda: True,
+    confirm: Confirm | None = None,
+    verify: Verify | None = None,
+    sns_topics: frozenset[str] | None = None,
+    publish_timeout: float = PUBLISH_TIMEOUT,
+    publisher_threads: int = 1,
+    gallery: Gallery | None = None,
+    statuses: Statuses | None = None,
+) -> Starlette:
     """The receiver's ASGI app; ``publish`` puts tasks on the broker and raises when it cannot.
 
     ``publish`` is called from ``publisher_threads`` threads of its own, with the events of the requests
@@ -216,8 +239,18 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
             writer.save(queued_records(published), keep_existing=True)
 
     batcher = Batcher(publish, threads=publisher_threads, listeners=[record_queued])
-    receiving = Receiving(batcher, rules, ReceiverMetrics(), max_body_bytes, publish_timeout, ready, confirm,
-                          verify, sns_topics, writer)
+    receiving = Receiving(
+        batcher,
+        rules or Rules(),
+        ReceiverMetrics(),
+        max_body_bytes=max_body_bytes,
+        publish_timeout=publish_timeout,
+        ready=ready,
+        confirm=confirm,
+        verify=verify,
+        sns_topics=sns_topics,
+        statuses=writer,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -232,7 +265,8 @@ def create_app(publish: Publish, *, token: str | None = None, rules: Rules = Rul
     ]
     if gallery is not None:
         routes += [Route("/", gallery.page, methods=["GET"]), Route("/gallery.json", gallery.data, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(TokenAuth, tokens=Tokens(sender=token, viewer=token))])
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(TokenAuth, tokens=Tokens(sender=token, viewer=token))]
+    )
     app.state.receiver = receiving
     return app

@@ -57,8 +57,12 @@ def is_sns_url(url: str) -> bool:
         port = parts.port
     except ValueError:
         return False
-    return (parts.scheme == "https" and port in (None, 443) and parts.username is None
-            and SNS_HOST.fullmatch(parts.hostname or "") is not None)
+    return (
+        parts.scheme == "https"
+        and port in (None, 443)
+        and parts.username is None
+        and SNS_HOST.fullmatch(parts.hostname or "") is not None
+    )
 
 
 def fetch_certificate(url: str, client: httpx.Client | None = None) -> bytes:
@@ -92,8 +96,13 @@ def string_to_sign(envelope: Mapping[str, Any]) -> bytes:
 class Verifier:
     """Checks that an SNS envelope was signed by Amazon SNS for an allowed topic; raises InvalidSignature."""
 
-    def __init__(self, fetch: FetchCertificate = fetch_certificate, *, topics: frozenset[str] | None = None,
-                 cache_size: int = CERT_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        fetch: FetchCertificate = fetch_certificate,
+        *,
+        topics: frozenset[str] | None = None,
+        cache_size: int = CERT_CACHE_SIZE,
+    ) -> None:
         self.fetch = fetch
         self.topics = topics
         self._certificate = functools.lru_cache(maxsize=cache_size)(self._load)

@@ -36,9 +36,21 @@ MAX_BACKOFF_SECONDS = 30.0
 # How much of a body that can never succeed goes into the log.
 LOGGED_BODY_CHARS = 300
 # Error codes that pass; any 5xx passes too. The rest (no queue, access denied…) stops the consumer.
-_TRANSIENT_CODES = frozenset({"Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
-                              "RequestTimeout", "OverLimit", "KmsThrottled", "KMS.ThrottlingException",
-                              "ServiceUnavailable", "InternalError", "InternalFailure"})
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "OverLimit",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+    }
+)
 # sqs.REGION.amazonaws.com (or sqs-fips.…, or .cn) and the legacy REGION.queue.amazonaws.com.
 _AWS_QUEUE_HOST = re.compile(r"(?:sqs(?:-fips)?\.(?P<a>[a-z0-9-]+)|(?P<b>[a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?")
 
@@ -88,9 +100,17 @@ class Consumer:
     dead-letter queue is still recommended, for messages that fail for any other reason.
     """
 
-    def __init__(self, client: Any, queue_url: str, publish: Publish, rules: Rules, *,
-                 wait_seconds: int = MAX_WAIT_SECONDS, max_messages: int = MAX_MESSAGES,
-                 max_backoff: float = MAX_BACKOFF_SECONDS) -> None:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        publish: Publish,
+        rules: Rules,
+        *,
+        wait_seconds: int = MAX_WAIT_SECONDS,
+        max_messages: int = MAX_MESSAGES,
+        max_backoff: float = MAX_BACKOFF_SECONDS,
+    ) -> None:
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
             raise ValueError(f"wait_seconds must be 0 to {MAX_WAIT_SECONDS}")
         if not 1 <= max_messages <= MAX_MESSAGES:
@@ -127,8 +147,9 @@ class Consumer:
 
     def poll(self) -> Batch:
         """Receive one batch, publish its tasks message by message, and delete what is done."""
-        response = self.client.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.max_messages,
-                                               WaitTimeSeconds=self.wait_seconds)
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.max_messages, WaitTimeSeconds=self.wait_seconds
+        )
         messages: list[Message] = response.get("Messages", [])
         done: list[Message] = []
         waiting: list[tuple[Message, list[ObjectEvent]]] = []
@@ -144,8 +165,12 @@ class Consumer:
                 self.publish(events)
             except Exception as e:  # whatever the broker client raised, SQS will deliver these again
                 kept = len(waiting) - index
-                logger.error("broker refused the tasks of message %s, leaving %d message(s) for SQS to deliver "
-                             "again: %s", message["MessageId"], kept, e)
+                logger.error(
+                    "broker refused the tasks of message %s, leaving %d message(s) for SQS to deliver again: %s",
+                    message["MessageId"],
+                    kept,
+                    e,
+                )
                 break
             for event in events:
                 logger.info("published %s for s3://%s/%s", event.action, event.bucket, event.key)
@@ -162,28 +187,46 @@ class Consumer:
             self._discard(message, str(e))
             return []
         if isinstance(parsed, SubscriptionRequest):
-            self._discard(message, f"an SNS {parsed.message_type} for {parsed.topic_arn}; a queue cannot confirm it "
-                                   "(confirm a cross-account subscription with `aws sns confirm-subscription`)")
+            self._discard(
+                message,
+                f"an SNS {parsed.message_type} for {parsed.topic_arn}; a queue cannot confirm it "
+                "(confirm a cross-account subscription with `aws sns confirm-subscription`)",
+            )
             return []
         accepted, skipped = self.rules.sort(parsed)
         for item in skipped:
-            logger.info("skipped s3://%s/%s: %s", item.bucket, item.key, item.reason,
-                        extra={"bucket": item.bucket, "key": item.key, "reason": item.reason})
+            logger.info(
+                "skipped s3://%s/%s: %s",
+                item.bucket,
+                item.key,
+                item.reason,
+                extra={"bucket": item.bucket, "key": item.key, "reason": item.reason},
+            )
         return list(accepted)
 
     def _discard(self, message: Message, reason: str) -> None:
-        logger.error("deleting message %s, which can never succeed: %s; body: %.*r", message["MessageId"], reason,
-                     LOGGED_BODY_CHARS, message["Body"])
+        logger.error(
+            "deleting message %s, which can never succeed: %s; body: %.*r",
+            message["MessageId"],
+            reason,
+            LOGGED_BODY_CHARS,
+            message["Body"],
+        )
 
     def _delete(self, messages: Sequence[Message]) -> int:
         """Delete these messages in one request; returns how many SQS deleted."""
         if not messages:
             return 0
-        entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                   for index, message in enumerate(messages)]
+        entries = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]} for index, message in enumerate(messages)
+        ]
         response = self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         for failure in response.get("Failed", []):
             # Its tasks are published: a second delivery only publishes them again, which is harmless.
-            logger.warning("could not delete message %s: %s %s", messages[int(failure["Id"])]["MessageId"],
-                           failure.get("Code", ""), failure.get("Message", ""))
+            logger.warning(
+                "could not delete message %s: %s %s",
+                messages[int(failure["Id"])]["MessageId"],
+                failure.get("Code", ""),
+                failure.get("Message", ""),
+            )
         return len(response.get("Successful", []))

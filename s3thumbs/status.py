@@ -32,6 +32,8 @@ KEEP = 1000
 RECEIVER_TIMEOUT_SECONDS = 1.0
 # Records waiting for that thread; past this many, new ones are dropped (and counted in the log).
 PENDING_WRITES = 1000
+# A store that does not answer would drop a record per request: warn at the first drop, then per this many.
+DROPS_PER_WARNING = 1000
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,12 @@ class Record:
 
 
 def queued_records(events: Sequence[ObjectEvent]) -> list[Record]:
-    """"queued" for each new upload among published events."""
+    """ "queued" for each new upload among published events."""
     return [Record(e.bucket, e.key, "queued", etag=e.etag, size=e.size) for e in events if e.action == "created"]
 
 
 def skipped_records(items: Sequence[Ignored]) -> list[Record]:
-    """"skipped", with the reason, for each of these uploads."""
+    """ "skipped", with the reason, for each of these uploads."""
     return [Record(item.bucket, item.key, "skipped", reason=item.reason) for item in items]
 
 
@@ -187,9 +189,9 @@ class BackgroundStatuses:
             self._queue.put_nowait((batch, keep_existing))
         except queue.Full:
             with self._lock:
-                self._dropped += len(batch)
-                dropped = self._dropped
-            logger.warning("status store: %d record(s) dropped so far, the store is not keeping up", dropped)
+                before, self._dropped = self._dropped, self._dropped + len(batch)
+            if before // DROPS_PER_WARNING != self._dropped // DROPS_PER_WARNING or before == 0:
+                logger.warning("status store: %d record(s) dropped so far, the store is not keeping up", self._dropped)
 
     def recent(self, limit: int = 60) -> list[Record]:
         return self.store.recent(limit)

@@ -33,8 +33,17 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
 _CHANGED = frozenset({"412", "PreconditionFailed"})
 # 4xx codes that pass: everything else in 4xx is a request that can never succeed.
-_TRANSIENT_4XX = frozenset({"RequestTimeout", "RequestTimeTooSkewed", "SlowDown", "Throttling",
-                            "ThrottlingException", "TooManyRequests", "429"})
+_TRANSIENT_4XX = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "429",
+    }
+)
 
 
 def make_client(endpoint_url: str | None) -> Any:
@@ -127,13 +136,21 @@ class Storage:
             body.close()
         return spooled
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str,
-            metadata: Mapping[str, str], cache_control: str | None = None) -> None:
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        cache_control: str | None = None,
+    ) -> None:
         """Write one small object in a single request."""
         extra = {"CacheControl": cache_control} if cache_control else {}
         with _s3_errors(bucket, key):
-            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
-                                   Metadata=dict(metadata), **extra)
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=dict(metadata), **extra
+            )
 
     def put_all(self, bucket: str, objects: Sequence[NewObject], cache_control: str | None = None) -> None:
         """Write these objects, several requests at once, and return when every request has ended.
@@ -141,8 +158,10 @@ class Storage:
         Each is one PUT, as ``put`` makes it. If any fails, the first failure (in the order given)
         is raised, once the others have finished: none is left running in the background.
         """
-        calls = [partial(self.put, bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
-                 for obj in objects]
+        calls = [
+            partial(self.put, bucket, obj.key, obj.body, obj.content_type, obj.metadata, cache_control)
+            for obj in objects
+        ]
         for answer in self._at_once(calls):
             if isinstance(answer, Exception):
                 raise answer

@@ -66,7 +66,11 @@ def register_reconcile(app: Celery, reconcile: Callable[[], None], interval: int
     app.task(name=RECONCILE_TASK, ignore_result=True)(reconcile)
     if interval:
         # A run that could not start before the next one is due is dropped, never stacked up.
-        app.conf.beat_schedule = {"s3thumbs-reconcile": {
-            "task": RECONCILE_TASK, "schedule": float(interval), "options": {"expires": float(interval)},
-        }}
+        app.conf.beat_schedule = {
+            "s3thumbs-reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": float(interval),
+                "options": {"expires": float(interval)},
+            }
+        }
         app.conf.beat_schedule_filename = os.path.join(tempfile.gettempdir(), "s3thumbs-beat-schedule")

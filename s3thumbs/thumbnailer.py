@@ -88,8 +88,9 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         raise first
     current = _current_thumbnails(storage, job, bucket, key, source.etag, first)
     if current is not None:
-        logger.info("s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag,
-                    extra=where)
+        logger.info(
+            "s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag, extra=where
+        )
         return Outcome(bucket, key, "current", source.etag, current, source.size)
 
     if source.size > job.max_bytes:
@@ -103,21 +104,35 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         thumbnails = render(file, job.spec)
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         return gone
-    objects = [NewObject(job.layout.thumbnail_key(key, thumb.box), thumb.body, thumb.content_type,
-                         {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint,
-                          SIZE_META: f"{thumb.width}x{thumb.height}"})
-               for thumb in thumbnails]
+    objects = [
+        NewObject(
+            job.layout.thumbnail_key(key, thumb.box),
+            thumb.body,
+            thumb.content_type,
+            {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint, SIZE_META: f"{thumb.width}x{thumb.height}"},
+        )
+        for thumb in thumbnails
+    ]
     storage.put_all(out_bucket, objects, job.cache_control)  # the sizes are uploaded at once
-    written = [ThumbnailInfo(obj.key, thumb.width, thumb.height, len(thumb.body), thumb.content_type)
-               for obj, thumb in zip(objects, thumbnails, strict=True)]
+    written = [
+        ThumbnailInfo(obj.key, thumb.width, thumb.height, len(thumb.body), thumb.content_type)
+        for obj, thumb in zip(objects, thumbnails, strict=True)
+    ]
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         storage.delete(out_bucket, [t.key for t in written])  # the source went away while we wrote
         return gone
     elapsed_ms = (time.perf_counter() - started) * 1000
     total = sum(t.bytes for t in written)
-    logger.info("s3://%s/%s: wrote %d thumbnails (%d bytes) in %.0f ms: %s", bucket, key, len(written), total,
-                elapsed_ms, ", ".join(t.key for t in written),
-                extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)})
+    logger.info(
+        "s3://%s/%s: wrote %d thumbnails (%d bytes) in %.0f ms: %s",
+        bucket,
+        key,
+        len(written),
+        total,
+        elapsed_ms,
+        ", ".join(t.key for t in written),
+        extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)},
+    )
     return Outcome(bucket, key, "written", source.etag, written, source.size, round(elapsed_ms, 1))
 
 
@@ -125,8 +140,12 @@ def _gone_or_changed(storage: Storage, bucket: str, key: str, etag: str) -> Outc
     """None while the source still has ``etag``; "gone" if it was deleted; raises if it changed."""
     now = storage.head(bucket, key)
     if now is None:
-        logger.info("s3://%s/%s was deleted while it was rendered: nothing kept", bucket, key,
-                    extra={"bucket": bucket, "key": key})
+        logger.info(
+            "s3://%s/%s was deleted while it was rendered: nothing kept",
+            bucket,
+            key,
+            extra={"bucket": bucket, "key": key},
+        )
         return Outcome(bucket, key, "gone")
     if now.etag != etag:
         raise SourceChanged(f"s3://{bucket}/{key} changed from eTag {etag} to {now.etag} while it was rendered")
@@ -139,13 +158,19 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
         return ignored
     source = storage.head(bucket, key)
     if source is not None:
-        logger.info("s3://%s/%s: skipped delete, the source still exists", bucket, key,
-                    extra={"bucket": bucket, "key": key})
+        logger.info(
+            "s3://%s/%s: skipped delete, the source still exists", bucket, key, extra={"bucket": bucket, "key": key}
+        )
         return Outcome(bucket, key, "current", source.etag)
     keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
     storage.delete(job.layout.output_bucket(bucket), keys)
-    logger.info("s3://%s/%s was removed: deleted %s", bucket, key, ", ".join(keys),
-                extra={"bucket": bucket, "key": key, "keys": keys})
+    logger.info(
+        "s3://%s/%s was removed: deleted %s",
+        bucket,
+        key,
+        ", ".join(keys),
+        extra={"bucket": bucket, "key": key, "keys": keys},
+    )
     return Outcome(bucket, key, "deleted")
 
 
@@ -158,16 +183,20 @@ def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
     return None
 
 
-def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str, etag: str,
-                        first: ObjectInfo | None) -> list[ThumbnailInfo] | None:
+def _current_thumbnails(
+    storage: Storage, job: Job, bucket: str, key: str, etag: str, first: ObjectInfo | None
+) -> list[ThumbnailInfo] | None:
     """The thumbnails, if every size exists and was made from this eTag with these settings.
 
     ``first`` is what a HEAD of the first size's thumbnail found; the other sizes are looked at,
     all at once, only when it is current.
     """
     out_bucket = job.layout.output_bucket(bucket)
-    others = storage.head_all([(out_bucket, job.layout.thumbnail_key(key, size)) for size in job.spec.sizes[1:]]) \
-        if made_from(first, etag, job.spec.fingerprint) else []
+    others = (
+        storage.head_all([(out_bucket, job.layout.thumbnail_key(key, size)) for size in job.spec.sizes[1:]])
+        if made_from(first, etag, job.spec.fingerprint)
+        else []
+    )
     found = []
     for info in [first, *others]:
         if isinstance(info, Exception):
@@ -183,5 +212,4 @@ def _current_thumbnails(storage: Storage, job: Job, bucket: str, key: str, etag:
 
 def made_from(info: ObjectInfo | None, etag: str, fingerprint: str) -> bool:
     """True for a thumbnail made from the source with this eTag, with the settings of this fingerprint."""
-    return info is not None and info.metadata.get(ETAG_META) == etag \
-        and info.metadata.get(SETTINGS_META) == fingerprint
+    return info is not None and info.metadata.get(ETAG_META) == etag and info.metadata.get(SETTINGS_META) == fingerprint

@@ -19,12 +19,26 @@ from s3thumbs.status import InProcessStatuses
 
 @click.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address for the S3 endpoint and receiver.")
-@click.option("--s3-port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the embedded S3 endpoint (0: any free port).")
-@click.option("--receiver-port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the receiver (0: any free port).")
-@click.option("--demo", is_flag=True, help="Upload one generated image of every supported kind (and one that "
-              "is not an image) and show them in the gallery.")
+@click.option(
+    "--s3-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the embedded S3 endpoint (0: any free port).",
+)
+@click.option(
+    "--receiver-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the receiver (0: any free port).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Upload one generated image of every supported kind (and one that "
+    "is not an image) and show them in the gallery.",
+)
 def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
     """Run the whole pipeline here, with no outside server: upload, and thumbnails appear.
 
@@ -45,17 +59,33 @@ def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
         app = wiring.worker_app(settings, statuses)
 
         def run_worker() -> None:
-            app.Worker(pool="threads", concurrency=os.cpu_count() or 2, queues=[QUEUE],
-                       loglevel="INFO", without_mingle=True, without_gossip=True,
-                       without_heartbeat=True, hostname=f"s3thumbs-dev@{socket.gethostname()}").start()
+            app.Worker(
+                pool="threads",
+                concurrency=os.cpu_count() or 2,
+                queues=[QUEUE],
+                loglevel="INFO",
+                without_mingle=True,
+                without_gossip=True,
+                without_heartbeat=True,
+                hostname=f"s3thumbs-dev@{socket.gethostname()}",
+            ).start()
 
         def show(line: str) -> None:
             click.echo(line)
             sys.stdout.flush()
 
         session = boto3.session.Session()
-        devmode.serve(settings, wiring.receiver_app(settings, statuses), run_worker,
-                      session.client("s3", endpoint_url=s3_url), session.client("sns", endpoint_url=s3_url),
-                      s3_url, show, host, receiver_port, demo=demo)
+        devmode.serve(
+            settings,
+            wiring.receiver_app(settings, statuses),
+            run_worker,
+            session.client("s3", endpoint_url=s3_url),
+            session.client("sns", endpoint_url=s3_url),
+            s3_url,
+            show,
+            host,
+            receiver_port,
+            demo=demo,
+        )
     finally:
         s3_server.stop()

@@ -39,16 +39,21 @@ def thumbnail(bucket: str, key: str) -> None:
         raise click.ClickException(f"s3://{bucket}/{key}: {outcome.status}, nothing written")
     for thumb in outcome.thumbnails:
         suffix = "" if outcome.status == "written" else f"  ({outcome.status})"
-        click.echo(f"s3://{settings.layout.output_bucket(bucket)}/{thumb.key}  "
-                   f"{thumb.width}x{thumb.height}  {thumb.bytes} bytes{suffix}")
+        click.echo(
+            f"s3://{settings.layout.output_bucket(bucket)}/{thumb.key}  "
+            f"{thumb.width}x{thumb.height}  {thumb.bytes} bytes{suffix}"
+        )
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("bucket")
 @click.option("--prefix", default="", help="Only sources under this prefix.")
 @click.option("--dry-run", is_flag=True, help="Count what would be enqueued; enqueue nothing.")
-@click.option("--retry-failed", is_flag=True,
-              help="Also enqueue sources that failed for good (marked in the result backend's Redis).")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also enqueue sources that failed for good (marked in the result backend's Redis).",
+)
 def backfill(bucket: str, prefix: str, dry_run: bool, retry_failed: bool) -> None:
     """Enqueue every image in BUCKET whose thumbnails are missing or stale.
 
@@ -77,8 +82,9 @@ def _progress(items: Iterable[T], total: int | None, description: str) -> Iterab
 
 @click.command(context_settings=CONTEXT)
 @click.argument("bucket")
-@click.option("--arn", required=True,
-              help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook.")
+@click.option(
+    "--arn", required=True, help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook."
+)
 @click.option("--prefix", default=None, help="Only keys under this prefix (S3 filters allow one prefix).")
 @click.option("--suffix", default=None, help="Only keys ending with this suffix.")
 def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> None:
@@ -97,8 +103,10 @@ def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> Non
     rules = sum(len(value) for value in config.values() if isinstance(value, list))
     filters = [f"{name}={value!r}" for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
     scope = " ".join(filters)
-    click.echo(f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
-               f"({rules} rule(s) in the bucket's configuration)")
+    click.echo(
+        f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
+        f"({rules} rule(s) in the bucket's configuration)"
+    )
 
 
 @click.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
@@ -123,8 +131,10 @@ def list_dead_letters(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(letter.to_dict(), ensure_ascii=False))
         else:
-            click.echo(f"{letter.failed_at}  {letter.task}  s3://{letter.bucket}/{letter.key}  "
-                       f"{letter.exception}: {letter.reason}  (retries {letter.retries}, task {letter.task_id})")
+            click.echo(
+                f"{letter.failed_at}  {letter.task}  s3://{letter.bucket}/{letter.key}  "
+                f"{letter.exception}: {letter.reason}  (retries {letter.retries}, task {letter.task_id})"
+            )
     if not as_json:
         click.echo(f"{len(letters)} dead letter(s)", err=True)
 

@@ -54,11 +54,19 @@ def receiver(host: str, port: int, workers: int) -> None:
         if not is_loopback(host) and not settings.allow_open:
             raise click.ClickException(
                 f"refusing to listen on {host} without S3THUMBS_AUTH_TOKEN; "
-                "set a token, bind to 127.0.0.1, or set S3THUMBS_ALLOW_OPEN=1")
-        logger.warning("the receiver runs without a token: anyone who reaches %s:%d can publish tasks",
-                       host, port)
-    uvicorn.run("s3thumbs.cli.wiring:receiver_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=None, access_log=False, proxy_headers=False)
+                "set a token, bind to 127.0.0.1, or set S3THUMBS_ALLOW_OPEN=1"
+            )
+        logger.warning("the receiver runs without a token: anyone who reaches %s:%d can publish tasks", host, port)
+    uvicorn.run(
+        "s3thumbs.cli.wiring:receiver_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 @click.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True})
@@ -90,20 +98,30 @@ def worker(celery_args: Sequence[str]) -> None:
 
 def worker_argv(celery_args: Sequence[str], cpus: int) -> list[str]:
     """`celery worker`'s arguments: ours, then the user's; ``--concurrency cpus`` unless they chose."""
-    chosen = any(arg in ("-c", "--concurrency", "--autoscale")
-                 or arg.startswith(("--concurrency=", "--autoscale="))
-                 or (arg.startswith("-c") and not arg.startswith("--"))
-                 for arg in celery_args)
+    chosen = any(
+        arg in ("-c", "--concurrency", "--autoscale")
+        or arg.startswith(("--concurrency=", "--autoscale="))
+        or (arg.startswith("-c") and not arg.startswith("--"))
+        for arg in celery_args
+    )
     default = [] if chosen else ["--concurrency", str(cpus)]
     return ["worker", "--queues", QUEUE, "--loglevel", "INFO", *default, *celery_args]
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("queue_url")
-@click.option("--wait", default=20, show_default=True, type=click.IntRange(0, 20),
-              help="Seconds each receive waits for messages (long poll; SQS allows 20 at most).")
-@click.option("--endpoint-url", default=None,
-              help="SQS endpoint, for LocalStack or moto. Default: AWS, in the region of QUEUE_URL.")
+@click.option(
+    "--wait",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Seconds each receive waits for messages (long poll; SQS allows 20 at most).",
+)
+@click.option(
+    "--endpoint-url",
+    default=None,
+    help="SQS endpoint, for LocalStack or moto. Default: AWS, in the region of QUEUE_URL.",
+)
 def sqs(queue_url: str, wait: int, endpoint_url: str | None) -> None:
     """Consume S3 notifications from the SQS queue QUEUE_URL and publish one task per object.
 

@@ -76,8 +76,13 @@ def publisher(settings: Settings) -> BrokerPublisher:
 def backfill_plan(settings: Settings, store: Storage) -> Plan:
     """What backfill and reconciliation compare against: layout, sizes, settings hash, failure markers."""
     job = Job.from_settings(settings)
-    return Plan(store, settings.layout, settings.sizes, job.spec.fingerprint,
-                FailureMarkers.from_backend(settings.result_backend))
+    return Plan(
+        store,
+        settings.layout,
+        settings.sizes,
+        job.spec.fingerprint,
+        FailureMarkers.from_backend(settings.result_backend),
+    )
 
 
 def receiver_app(settings: Settings, statuses: Statuses | None = None) -> Starlette:
@@ -87,20 +92,26 @@ def receiver_app(settings: Settings, statuses: Statuses | None = None) -> Starle
     readiness = celery_app.create_app(settings, results=False)
     verifier = Verifier(topics=settings.sns_topics) if settings.sns_verify else None
     if settings.sns_verify and settings.sns_topics is None:
-        logger.warning("S3THUMBS_SNS_VERIFY=1 without S3THUMBS_SNS_TOPICS: SNS messages signed for any "
-                       "topic, anyone's, are accepted")
+        logger.warning(
+            "S3THUMBS_SNS_VERIFY=1 without S3THUMBS_SNS_TOPICS: SNS messages signed for any "
+            "topic, anyone's, are accepted"
+        )
 
     def confirm(url: str) -> None:
         httpx.get(url, timeout=CONFIRM_TIMEOUT).raise_for_status()
 
-    store = statuses if statuses is not None else \
-        StatusStore.from_backend(settings.result_backend, timeout=RECEIVER_TIMEOUT_SECONDS)
+    store = (
+        statuses
+        if statuses is not None
+        else StatusStore.from_backend(settings.result_backend, timeout=RECEIVER_TIMEOUT_SECONDS)
+    )
     # Presigning is local (no request); the URLs must name an endpoint the browser can reach.
     signer = make_client(settings.public_s3_url or settings.s3_endpoint_url)
 
     def presign(bucket: str, key: str) -> str:
-        url: str = signer.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                                 ExpiresIn=URL_LIFETIME)
+        url: str = signer.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_LIFETIME
+        )
         return url
 
     return create_app(
@@ -136,8 +147,11 @@ def worker_app(settings: Settings, statuses: Statuses | None = None) -> Celery:
     app = celery_app.create_app(settings)
     s3 = per_process(lambda: storage(settings))
     markers = per_process(lambda: FailureMarkers.from_backend(settings.result_backend))
-    store: Callable[[], Statuses | None] = (lambda: statuses) if statuses is not None \
+    store: Callable[[], Statuses | None] = (
+        (lambda: statuses)
+        if statuses is not None
         else per_process(lambda: StatusStore.from_backend(settings.result_backend))
+    )
     tasks.register(app, Job.from_settings(settings), s3, max_retries=settings.max_retries)
 
     def reconcile_buckets() -> None:
