@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -28,6 +26,8 @@ import PIL
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import cpus  # bench/machine.py, beside this script
+
 from s3thumbs import imaging
 from s3thumbs.keys import Size
 
@@ -491,21 +491,13 @@ def memory_table(cases: list[tuple[Source, str, float]]) -> str:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     vips = (
         "n/a"
         if pyvips is None
         else f"pyvips {pyvips.__version__}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
     )
     return (
-        f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; Pillow {PIL.__version__}, "
+        f"{cpus()}; Pillow {PIL.__version__}, "
         f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}, libwebp {features.version_module('webp')}, "
         f"zlib {features.version_codec('zlib')}; {vips}; numpy {np.__version__}"
     )

@@ -21,7 +21,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -53,6 +52,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 import images  # noqa: E402  (bench/images.py: the photo-like input generator)
+from machine import cpus  # noqa: E402  (bench/machine.py)
 
 from s3thumbs import imaging  # noqa: E402
 from s3thumbs.config import Settings  # noqa: E402
@@ -625,17 +625,9 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
 
 
 def machine(broker: str, backend_url: str) -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     redis_version = redis.Redis.from_url(backend_url).info()["redis_version"]
     return (
-        f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; Pillow {PIL.__version__}, "
+        f"{cpus()}; Pillow {PIL.__version__}, "
         f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}; boto3 {boto3.__version__}, "
         f"botocore {botocore.__version__}; moto {moto.__version__}; celery {celery.__version__}, "
         f"kombu {kombu.__version__}; redis-py {redis.__version__}, Redis {redis_version}; broker {broker}"

@@ -20,7 +20,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from celery import Celery
+from machine import cpus  # bench/machine.py, beside this script
 
 from s3thumbs import celery_app
 from s3thumbs.config import Settings
@@ -419,19 +419,11 @@ def load_average() -> str:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     packages = ", ".join(
         f"{name} {_version(name)}"
         for name in ("celery", "kombu", "redis", "amqp", "uvicorn", "starlette", "httptools", "uvloop")
     )
-    return f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; {packages}"
+    return f"{cpus()}; {packages}"
 
 
 def server_version(broker: Broker) -> str:

@@ -30,7 +30,7 @@ from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest, deco
 from s3thumbs.gallery import Gallery
 from s3thumbs.messages import Publish
 from s3thumbs.metrics import TEXT_FORMAT, ReceiverMetrics
-from s3thumbs.rules import Rules
+from s3thumbs.rules import Rules, log_skipped
 from s3thumbs.sns import is_sns_url
 from s3thumbs.status import BackgroundStatuses, Statuses, queued_records, skipped_records
 
@@ -122,14 +122,8 @@ async def _unverified(deps: Receiving, document: Any) -> Response | None:
 
 async def _notification(deps: Receiving, notification: Notification) -> Response:
     accepted, skipped = deps.rules.sort(notification)
+    log_skipped(logger, skipped)
     for item in skipped:
-        logger.info(
-            "skipped s3://%s/%s: %s",
-            item.bucket,
-            item.key,
-            item.reason,
-            extra={"bucket": item.bucket, "key": item.key, "reason": item.reason},
-        )
         deps.metrics.skipped.labels(item.reason).inc()
     deps.metrics.received.inc(len(accepted) + len(skipped))
     if deps.statuses is not None and (shown := deps.rules.shown_skips(skipped)):

@@ -5,6 +5,8 @@ Shared by the HTTP receiver and the SQS consumer; the caller logs what it skips.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -60,3 +62,15 @@ class Rules:
     def shown_skips(self, skipped: tuple[Ignored, ...]) -> list[Ignored]:
         """The skipped uploads worth showing in the gallery: our own thumbnails' events are noise."""
         return [item for item in skipped if item.key and not self.layout.is_output(item.bucket, item.key)]
+
+
+def log_skipped(logger: logging.Logger, skipped: Iterable[Ignored]) -> None:
+    """One line per skipped record, naming the object and why."""
+    for item in skipped:
+        logger.info(
+            "skipped s3://%s/%s: %s",
+            item.bucket,
+            item.key,
+            item.reason,
+            extra={"bucket": item.bucket, "key": item.key, "reason": item.reason},
+        )

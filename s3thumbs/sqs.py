@@ -24,7 +24,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from s3thumbs.errors import InvalidEvent
 from s3thumbs.events import ObjectEvent, SubscriptionRequest, parse_body
 from s3thumbs.messages import Publish
-from s3thumbs.rules import Rules
+from s3thumbs.rules import Rules, log_skipped
 from s3thumbs.storage import error_code
 
 logger = logging.getLogger(__name__)
@@ -194,14 +194,7 @@ class Consumer:
             )
             return []
         accepted, skipped = self.rules.sort(parsed)
-        for item in skipped:
-            logger.info(
-                "skipped s3://%s/%s: %s",
-                item.bucket,
-                item.key,
-                item.reason,
-                extra={"bucket": item.bucket, "key": item.key, "reason": item.reason},
-            )
+        log_skipped(logger, skipped)
         return list(accepted)
 
     def _discard(self, message: Message, reason: str) -> None:
