@@ -1,14 +1,15 @@
+"""What every kind of test needs: fake AWS credentials, and S3 inside moto's in-process mock."""
+
 from __future__ import annotations
 
 import boto3
 import pytest
+from click.testing import CliRunner
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
-from PIL import Image
 
 from s3thumbs.storage import Storage
 
-pytest_plugins = ["tests.brokers"]
+pytest_plugins = ["tests.support.servers"]
 
 REGION = "us-east-1"
 
@@ -24,7 +25,7 @@ def aws_credentials(monkeypatch):
 
 
 @pytest.fixture
-def s3():
+def mocked_s3():
     """An S3 client inside moto's mock, with the bucket ``photos``."""
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
@@ -33,23 +34,19 @@ def s3():
 
 
 @pytest.fixture
-def storage(s3):
-    return Storage(s3)
+def mocked_storage(mocked_s3):
+    return Storage(mocked_s3)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """moto's S3/SNS/SQS server on a free loopback port, for tests with real HTTP and processes."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def slow_jpeg(tmp_path_factory) -> bytes:
-    """A progressive 81 MP noise JPEG (64 MB): about two seconds to render on a 2-core machine."""
-    path = tmp_path_factory.mktemp("images") / "slow.jpg"
-    Image.effect_noise((9000, 9000), 60).convert("RGB").save(path, "JPEG", quality=95, progressive=True)
-    return path.read_bytes()
+@pytest.fixture
+def cli_runner(monkeypatch):
+    """A click runner for ``s3thumbs`` commands, without the caller's broker, S3, sizes or token settings."""
+    for name in (
+        "S3THUMBS_BROKER_URL",
+        "S3THUMBS_RESULT_BACKEND",
+        "S3THUMBS_S3_ENDPOINT_URL",
+        "S3THUMBS_SIZES",
+        "S3THUMBS_AUTH_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()

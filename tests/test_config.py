@@ -112,8 +112,7 @@ BAD = [
     ({"S3THUMBS_VISIBILITY_TIMEOUT": "0"}, "S3THUMBS_VISIBILITY_TIMEOUT"),
     ({"S3THUMBS_VISIBILITY_TIMEOUT": "soon"}, "S3THUMBS_VISIBILITY_TIMEOUT"),
     ({"S3THUMBS_TASK_TIME_LIMIT": "1800"}, "S3THUMBS_VISIBILITY_TIMEOUT"),
-    ({"S3THUMBS_TASK_TIME_LIMIT": "600", "S3THUMBS_VISIBILITY_TIMEOUT": "616"},
-     "S3THUMBS_VISIBILITY_TIMEOUT"),
+    ({"S3THUMBS_TASK_TIME_LIMIT": "600", "S3THUMBS_VISIBILITY_TIMEOUT": "616"}, "S3THUMBS_VISIBILITY_TIMEOUT"),
 ]
 
 
@@ -140,8 +139,11 @@ GOOD = [
     ({"S3THUMBS_S3_ENDPOINT_URL": ""}, "s3_endpoint_url", None),
     ({"S3THUMBS_OUTPUT_BUCKET": "thumbs"}, "output_bucket", "thumbs"),
     ({"S3THUMBS_BUCKETS": "photos, uploads ,photos"}, "buckets", frozenset({"photos", "uploads"})),
-    ({"S3THUMBS_SNS_TOPICS": "arn:aws:sns:eu-west-1:1:a,arn:aws:sns:eu-west-1:1:b"}, "sns_topics",
-     frozenset({"arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b"})),
+    (
+        {"S3THUMBS_SNS_TOPICS": "arn:aws:sns:eu-west-1:1:a,arn:aws:sns:eu-west-1:1:b"},
+        "sns_topics",
+        frozenset({"arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b"}),
+    ),
     ({"S3THUMBS_ALLOW_OPEN": "1"}, "allow_open", True),
     ({"S3THUMBS_ALLOW_OPEN": "0"}, "allow_open", False),
     ({"S3THUMBS_QUALITY": "1"}, "quality", 1),
@@ -195,10 +197,14 @@ def test_empty_auth_token_means_no_token():
     assert Settings.from_env({"S3THUMBS_AUTH_TOKEN": ""}).auth_token is None
 
 
-@pytest.mark.parametrize("command", [["thumbnail", "b", "k"], ["backfill", "b"], ["receiver"], ["worker"]],
-                         ids=lambda command: command[0])
-@pytest.mark.parametrize("given", [{"S3THUMBS_SIZES": "12x"}, {"S3THUMBS_QUALITY": "0"},
-                                   {"S3THUMBS_FORMAT": "gif"}], ids=lambda env: next(iter(env)))
+@pytest.mark.parametrize(
+    "command", [["thumbnail", "b", "k"], ["backfill", "b"], ["receiver"], ["worker"]], ids=lambda command: command[0]
+)
+@pytest.mark.parametrize(
+    "given",
+    [{"S3THUMBS_SIZES": "12x"}, {"S3THUMBS_QUALITY": "0"}, {"S3THUMBS_FORMAT": "gif"}],
+    ids=lambda env: next(iter(env)),
+)
 def test_cli_stops_at_start_with_one_line_naming_the_variable(command, given):
     variable = next(iter(given))
 

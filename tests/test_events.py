@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +13,19 @@ from s3thumbs.events import (
     parse_body,
     parse_document,
 )
+from tests.support.notifications import (
+    PAYLOADS,
+    eventbridge_event,
+    json_body,
+    payload,
+    s3_notification,
+    s3_record,
+    sns_notification,
+)
 
-PAYLOADS = Path(__file__).parent / "payloads"
 MINIO_KEY = "dir/my photo+1\u00e9.jpg"
+# The topic of the recorded SNS payloads.
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:s3thumbs-uploads"
-
-
-def payload(name: str) -> bytes:
-    return (PAYLOADS / name).read_bytes()
 
 
 def notification(body: bytes | str) -> Notification:
@@ -31,86 +35,166 @@ def notification(body: bytes | str) -> Notification:
 
 
 def record(key: Any, event_name: Any = "ObjectCreated:Put", bucket: Any = "photos") -> dict[str, Any]:
-    return {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": event_name,
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10, "eTag": "e"}},
-    }
+    """An S3 record with ``key`` exactly as given on the wire."""
+    return s3_record(bucket, key, event=event_name, encoded=False)
 
 
 def records_body(*records: Any) -> bytes:
-    return json.dumps({"Records": list(records)}).encode()
+    return json_body(s3_notification(*records))
 
 
 def sns_body(message: Any, message_type: str = "Notification") -> bytes:
-    return json.dumps({
-        "Type": message_type, "MessageId": "m-1", "TopicArn": TOPIC, "Message": message,
-        "Timestamp": "2026-01-01T12:00:00.000Z", "SignatureVersion": "1", "Signature": "c2ln",
-        "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem",
-    }).encode()
+    return json_body(sns_notification(message) | {"Type": message_type})
 
 
 def eventbridge_body(key: Any, detail_type: str = "Object Created", bucket: Any = "photos") -> bytes:
-    return json.dumps({
-        "version": "0", "id": "e-1", "detail-type": detail_type, "source": "aws.s3",
-        "account": "123456789012", "time": "2026-01-01T12:00:00Z", "region": "eu-west-1",
-        "resources": ["arn:aws:s3:::photos"],
-        "detail": {"version": "0", "bucket": {"name": bucket},
-                   "object": {"key": key, "size": 1, "etag": "e", "sequencer": "00"},
-                   "reason": "PutObject"},
-    }).encode()
+    return json_body(eventbridge_event(bucket, key, detail_type=detail_type))
 
 
 MINIO_PUT = ObjectEvent(
-    action="created", bucket="uploads", key=MINIO_KEY, event_name="s3:ObjectCreated:Put",
-    size=6474, etag="430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9", version_id=None,
-    sequencer="1876A0B2C3D4E5F6", content_type="image/jpeg",
+    action="created",
+    bucket="uploads",
+    key=MINIO_KEY,
+    event_name="s3:ObjectCreated:Put",
+    size=6474,
+    etag="430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9",
+    version_id=None,
+    sequencer="1876A0B2C3D4E5F6",
+    content_type="image/jpeg",
 )
 S3_PUT = ObjectEvent(
-    action="created", bucket="photos", key="albums/2026/red flower+1\u00e9.jpg",
+    action="created",
+    bucket="photos",
+    key="albums/2026/red flower+1\u00e9.jpg",
     event_name="ObjectCreated:Put",
-    size=1024, etag="d41d8cd98f00b204e9800998ecf8427e", version_id="096fKKXTRTtl3on89fVO.nfljtsv6qko",
+    size=1024,
+    etag="d41d8cd98f00b204e9800998ecf8427e",
+    version_id="096fKKXTRTtl3on89fVO.nfljtsv6qko",
     sequencer="0055AED6DCD90281E5",
 )
 
 # (payload file, kind, events, ignored as (bucket, key, word the reason must contain))
 SHAPES = [
     ("minio_put.json", "minio", [MINIO_PUT], []),
-    ("minio_delete.json", "minio", [ObjectEvent(
-        action="removed", bucket="uploads", key=MINIO_KEY, event_name="s3:ObjectRemoved:Delete",
-        sequencer="1876A0B3F1E2D3C4")], []),
+    (
+        "minio_delete.json",
+        "minio",
+        [
+            ObjectEvent(
+                action="removed",
+                bucket="uploads",
+                key=MINIO_KEY,
+                event_name="s3:ObjectRemoved:Delete",
+                sequencer="1876A0B3F1E2D3C4",
+            )
+        ],
+        [],
+    ),
     ("minio_put_tagging.json", "minio", [], [("uploads", MINIO_KEY, "PutTagging")]),
     ("minio_get.json", "minio", [], [("uploads", MINIO_KEY, "ObjectAccessed:Get")]),
     ("s3_put.json", "s3", [S3_PUT], []),
-    ("s3_multi.json", "s3", [
-        ObjectEvent(action="created", bucket="photos", key="raw/big scan.tiff",
-                    event_name="ObjectCreated:CompleteMultipartUpload", size=73400320,
-                    etag="9b2cf535f27731c974343645a3985328-14",
-                    version_id="Ua1pqBfQhQ1bRkYW2tE3Yc6rGxW_9N5M", sequencer="0061D2A4B1C3E5F7A9"),
-        ObjectEvent(action="created", bucket="photos", key="copies/a%2Bb.jpg",
-                    event_name="ObjectCreated:Copy",
-                    size=2048, etag="5d41402abc4b2a76b9719d911017c592", version_id="3HL4kqtJvjVBH40Nrjfkd",
-                    sequencer="0061D2A4B1C3E5F7B0"),
-        ObjectEvent(action="removed", bucket="photos", key="old/holiday.png",
-                    event_name="ObjectRemoved:DeleteMarkerCreated",
-                    version_id="G6Bo1xY2Lr6tQb3mHaC9eD5fJkWz7pNs", sequencer="0061D2A4B1C3E5F7C2"),
-    ], [("photos", "archive/cold.jpg", "ObjectRestore:Completed")]),
+    (
+        "s3_multi.json",
+        "s3",
+        [
+            ObjectEvent(
+                action="created",
+                bucket="photos",
+                key="raw/big scan.tiff",
+                event_name="ObjectCreated:CompleteMultipartUpload",
+                size=73400320,
+                etag="9b2cf535f27731c974343645a3985328-14",
+                version_id="Ua1pqBfQhQ1bRkYW2tE3Yc6rGxW_9N5M",
+                sequencer="0061D2A4B1C3E5F7A9",
+            ),
+            ObjectEvent(
+                action="created",
+                bucket="photos",
+                key="copies/a%2Bb.jpg",
+                event_name="ObjectCreated:Copy",
+                size=2048,
+                etag="5d41402abc4b2a76b9719d911017c592",
+                version_id="3HL4kqtJvjVBH40Nrjfkd",
+                sequencer="0061D2A4B1C3E5F7B0",
+            ),
+            ObjectEvent(
+                action="removed",
+                bucket="photos",
+                key="old/holiday.png",
+                event_name="ObjectRemoved:DeleteMarkerCreated",
+                version_id="G6Bo1xY2Lr6tQb3mHaC9eD5fJkWz7pNs",
+                sequencer="0061D2A4B1C3E5F7C2",
+            ),
+        ],
+        [("photos", "archive/cold.jpg", "ObjectRestore:Completed")],
+    ),
     ("s3_test_event.json", "s3-test-event", [], [("photos", "", "test")]),
     ("sns_s3_put.json", "sns/s3", [S3_PUT], []),
     ("sns_s3_test_event.json", "sns/s3-test-event", [], [("photos", "", "test")]),
-    ("moto_sns_s3_put.json", "sns/s3", [ObjectEvent(
-        action="created", bucket="uploads", key=MINIO_KEY, event_name="ObjectCreated:Put",
-        size=3141, etag="0cc175b9c0f1b6a831c399e269772661")], []),
-    ("eventbridge_created.json", "eventbridge", [ObjectEvent(
-        action="created", bucket="photos", key="albums/summer trip/a+b.png", event_name="Object Created",
-        size=5242, etag="b1946ac92492d2347c6235b4d2611184", version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
-        sequencer="00617F08299329D189")], []),
-    ("eventbridge_deleted.json", "eventbridge", [ObjectEvent(
-        action="removed", bucket="photos", key="albums/summer trip/a+b.png", event_name="Object Deleted",
-        version_id="1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF", sequencer="00617F0A3B2C4D5E6F")], []),
-    ("moto_eventbridge_created.json", "eventbridge", [ObjectEvent(
-        action="created", bucket="uploads", key="new folder/a b+c.png", event_name="Object Created",
-        size=2718, etag="e2fc714c4727ee9395f324cd2e7f331f", version_id=None,
-        sequencer="617f08299329d189")], []),
+    (
+        "moto_sns_s3_put.json",
+        "sns/s3",
+        [
+            ObjectEvent(
+                action="created",
+                bucket="uploads",
+                key=MINIO_KEY,
+                event_name="ObjectCreated:Put",
+                size=3141,
+                etag="0cc175b9c0f1b6a831c399e269772661",
+            )
+        ],
+        [],
+    ),
+    (
+        "eventbridge_created.json",
+        "eventbridge",
+        [
+            ObjectEvent(
+                action="created",
+                bucket="photos",
+                key="albums/summer trip/a+b.png",
+                event_name="Object Created",
+                size=5242,
+                etag="b1946ac92492d2347c6235b4d2611184",
+                version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+                sequencer="00617F08299329D189",
+            )
+        ],
+        [],
+    ),
+    (
+        "eventbridge_deleted.json",
+        "eventbridge",
+        [
+            ObjectEvent(
+                action="removed",
+                bucket="photos",
+                key="albums/summer trip/a+b.png",
+                event_name="Object Deleted",
+                version_id="1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF",
+                sequencer="00617F0A3B2C4D5E6F",
+            )
+        ],
+        [],
+    ),
+    (
+        "moto_eventbridge_created.json",
+        "eventbridge",
+        [
+            ObjectEvent(
+                action="created",
+                bucket="uploads",
+                key="new folder/a b+c.png",
+                event_name="Object Created",
+                size=2718,
+                etag="e2fc714c4727ee9395f324cd2e7f331f",
+                version_id=None,
+                sequencer="617f08299329d189",
+            )
+        ],
+        [],
+    ),
 ]
 
 
@@ -126,8 +210,7 @@ def test_every_sender_shape_gives_its_events_and_ignored_records(given, kind, ev
 
 
 def test_payload_table_covers_every_payload_file():
-    tested = {case[0] for case in SHAPES} | {"sns_subscription_confirmation.json",
-                                            "sns_unsubscribe_confirmation.json"}
+    tested = {case[0] for case in SHAPES} | {"sns_subscription_confirmation.json", "sns_unsubscribe_confirmation.json"}
     assert {path.name for path in PAYLOADS.glob("*.json")} == tested
 
 
@@ -142,29 +225,35 @@ def test_minio_record_key_decodes_to_the_top_level_key(given):
     assert (item.bucket, item.key) == (bucket, key)
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("a+b.jpg", "a b.jpg"),
-    ("a%2Bb.jpg", "a+b.jpg"),
-    ("a%252Bb.jpg", "a%2Bb.jpg"),
-    ("100%2525.jpg", "100%25.jpg"),
-    ("100%25.jpg", "100%.jpg"),
-    ("a%20b.jpg", "a b.jpg"),
-    ("dir%2Fsub%2Fx.jpg", "dir/sub/x.jpg"),
-    ("dir/sub/x.jpg", "dir/sub/x.jpg"),
-    ("%C3%A9t%C3%A9.jpg", "\u00e9t\u00e9.jpg"),
-    ("%E5%86%99%E7%9C%9F.png", "\u5199\u771f.png"),
-    ("plain.jpg", "plain.jpg"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("a+b.jpg", "a b.jpg"),
+        ("a%2Bb.jpg", "a+b.jpg"),
+        ("a%252Bb.jpg", "a%2Bb.jpg"),
+        ("100%2525.jpg", "100%25.jpg"),
+        ("100%25.jpg", "100%.jpg"),
+        ("a%20b.jpg", "a b.jpg"),
+        ("dir%2Fsub%2Fx.jpg", "dir/sub/x.jpg"),
+        ("dir/sub/x.jpg", "dir/sub/x.jpg"),
+        ("%C3%A9t%C3%A9.jpg", "\u00e9t\u00e9.jpg"),
+        ("%E5%86%99%E7%9C%9F.png", "\u5199\u771f.png"),
+        ("plain.jpg", "plain.jpg"),
+    ],
+)
 def test_record_keys_are_decoded_exactly_once(given, expected):
     [event] = notification(records_body(record(given))).events
 
     assert event.key == expected
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("a%252Bb.jpg", "a%2Bb.jpg"),
-    ("a+b%2Bc.jpg", "a b+c.jpg"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("a%252Bb.jpg", "a%2Bb.jpg"),
+        ("a+b%2Bc.jpg", "a b+c.jpg"),
+    ],
+)
 def test_keys_inside_an_sns_envelope_are_decoded_exactly_once(given, expected):
     message = json.dumps({"Records": [record(given)]})
 
@@ -173,46 +262,57 @@ def test_keys_inside_an_sns_envelope_are_decoded_exactly_once(given, expected):
     assert event.key == expected
 
 
-@pytest.mark.parametrize("given", [
-    "a+b.jpg", "a b.jpg", "a%2Bb.jpg", "dir%2Fx.jpg", "100%.jpg", "\u00e9.jpg",
-])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "a+b.jpg",
+        "a b.jpg",
+        "a%2Bb.jpg",
+        "dir%2Fx.jpg",
+        "100%.jpg",
+        "\u00e9.jpg",
+    ],
+)
 def test_eventbridge_keys_are_taken_as_they_come(given):
     [event] = notification(eventbridge_body(given)).events
 
     assert event.key == given
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("s3:ObjectCreated:Put", "created"),
-    ("s3:ObjectCreated:Post", "created"),
-    ("s3:ObjectCreated:Copy", "created"),
-    ("s3:ObjectCreated:CompleteMultipartUpload", "created"),
-    ("ObjectCreated:Put", "created"),
-    ("ObjectCreated:Post", "created"),
-    ("ObjectCreated:Copy", "created"),
-    ("ObjectCreated:CompleteMultipartUpload", "created"),
-    ("s3:ObjectRemoved:Delete", "removed"),
-    ("s3:ObjectRemoved:DeleteMarkerCreated", "removed"),
-    ("s3:ObjectRemoved:DeleteAllVersions", "removed"),
-    ("ObjectRemoved:Delete", "removed"),
-    ("ObjectRemoved:DeleteMarkerCreated", "removed"),
-    ("LifecycleExpiration:Delete", "removed"),
-    ("LifecycleExpiration:DeleteMarkerCreated", "removed"),
-    ("s3:ObjectCreated:PutTagging", None),
-    ("s3:ObjectCreated:DeleteTagging", None),
-    ("s3:ObjectCreated:PutRetention", None),
-    ("s3:ObjectCreated:PutLegalHold", None),
-    ("s3:ObjectAccessed:Get", None),
-    ("s3:ObjectAccessed:Head", None),
-    ("s3:ObjectAccessed:Attributes", None),
-    ("s3:Replication:OperationFailedReplication", None),
-    ("s3:ObjectRestore:Post", None),
-    ("s3:ObjectTransition:Complete", None),
-    ("s3:Scanner:ManyVersions", None),
-    ("ObjectTagging:Put", None),
-    ("ObjectAcl:Put", None),
-    ("ObjectRestore:Completed", None),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("s3:ObjectCreated:Put", "created"),
+        ("s3:ObjectCreated:Post", "created"),
+        ("s3:ObjectCreated:Copy", "created"),
+        ("s3:ObjectCreated:CompleteMultipartUpload", "created"),
+        ("ObjectCreated:Put", "created"),
+        ("ObjectCreated:Post", "created"),
+        ("ObjectCreated:Copy", "created"),
+        ("ObjectCreated:CompleteMultipartUpload", "created"),
+        ("s3:ObjectRemoved:Delete", "removed"),
+        ("s3:ObjectRemoved:DeleteMarkerCreated", "removed"),
+        ("s3:ObjectRemoved:DeleteAllVersions", "removed"),
+        ("ObjectRemoved:Delete", "removed"),
+        ("ObjectRemoved:DeleteMarkerCreated", "removed"),
+        ("LifecycleExpiration:Delete", "removed"),
+        ("LifecycleExpiration:DeleteMarkerCreated", "removed"),
+        ("s3:ObjectCreated:PutTagging", None),
+        ("s3:ObjectCreated:DeleteTagging", None),
+        ("s3:ObjectCreated:PutRetention", None),
+        ("s3:ObjectCreated:PutLegalHold", None),
+        ("s3:ObjectAccessed:Get", None),
+        ("s3:ObjectAccessed:Head", None),
+        ("s3:ObjectAccessed:Attributes", None),
+        ("s3:Replication:OperationFailedReplication", None),
+        ("s3:ObjectRestore:Post", None),
+        ("s3:ObjectTransition:Complete", None),
+        ("s3:Scanner:ManyVersions", None),
+        ("ObjectTagging:Put", None),
+        ("ObjectAcl:Put", None),
+        ("ObjectRestore:Completed", None),
+    ],
+)
 def test_only_created_and_removed_event_names_do_work(given, expected):
     parsed = notification(records_body(record("a.jpg", event_name=given)))
 
@@ -227,13 +327,16 @@ def test_only_created_and_removed_event_names_do_work(given, expected):
         assert (event.action, event.event_name) == (expected, given)
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("Object Created", "created"),
-    ("Object Deleted", "removed"),
-    ("Object Tags Added", None),
-    ("Object Restore Completed", None),
-    ("Object Access Tier Changed", None),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Object Created", "created"),
+        ("Object Deleted", "removed"),
+        ("Object Tags Added", None),
+        ("Object Restore Completed", None),
+        ("Object Access Tier Changed", None),
+    ],
+)
 def test_only_eventbridge_created_and_deleted_do_work(given, expected):
     parsed = notification(eventbridge_body("a.jpg", detail_type=given))
 
@@ -256,12 +359,13 @@ CONFIRM_URL = (
 )
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("sns_subscription_confirmation.json",
-     SubscriptionRequest("SubscriptionConfirmation", TOPIC, CONFIRM_URL)),
-    ("sns_unsubscribe_confirmation.json",
-     SubscriptionRequest("UnsubscribeConfirmation", TOPIC, CONFIRM_URL)),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sns_subscription_confirmation.json", SubscriptionRequest("SubscriptionConfirmation", TOPIC, CONFIRM_URL)),
+        ("sns_unsubscribe_confirmation.json", SubscriptionRequest("UnsubscribeConfirmation", TOPIC, CONFIRM_URL)),
+    ],
+)
 def test_sns_confirmations_come_back_as_subscription_requests(given, expected):
     assert parse_body(payload(given)) == expected
 
@@ -293,23 +397,38 @@ INVALID = [
     ("empty object", b"{}"),
     ("object of another shape", b'{"hello": "world", "items": [1, 2]}'),
     ("TopicArn without Type", b'{"TopicArn": "arn:aws:sns:eu-west-1:1:t", "Message": "{}"}'),
-    ("EventBridge event from another source", json.dumps({
-        "version": "0", "detail-type": "Object Created", "source": "aws.ec2", "detail": {}}).encode()),
+    (
+        "EventBridge event from another source",
+        json.dumps({"version": "0", "detail-type": "Object Created", "source": "aws.ec2", "detail": {}}).encode(),
+    ),
     ("Records is an object", b'{"Records": {"eventName": "ObjectCreated:Put"}}'),
     ("Records is a string", b'{"Records": "ObjectCreated:Put"}'),
     ("Records is null", b'{"Records": null}'),
     ("MinIO Records is not a list", b'{"EventName": "s3:ObjectCreated:Put", "Key": "b/k", "Records": {}}'),
     ("record is not an object", records_body("ObjectCreated:Put")),
-    ("record without s3.object.key", json.dumps({"Records": [{
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": "b"}, "object": {"size": 1}}}]}).encode()),
+    (
+        "record without s3.object.key",
+        json.dumps(
+            {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"size": 1}}}]}
+        ).encode(),
+    ),
     ("record without s3", b'{"Records": [{"eventName": "ObjectCreated:Put"}]}'),
-    ("record without eventName", json.dumps({"Records": [{
-        "s3": {"bucket": {"name": "b"}, "object": {"key": "k.jpg"}}}]}).encode()),
-    ("record without bucket name", json.dumps({"Records": [{
-        "eventName": "ObjectCreated:Put", "s3": {"bucket": {}, "object": {"key": "k.jpg"}}}]}).encode()),
-    ("object is not an object", json.dumps({"Records": [{
-        "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": "k.jpg"}}]}).encode()),
+    (
+        "record without eventName",
+        json.dumps({"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "k.jpg"}}}]}).encode(),
+    ),
+    (
+        "record without bucket name",
+        json.dumps(
+            {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {}, "object": {"key": "k.jpg"}}}]}
+        ).encode(),
+    ),
+    (
+        "object is not an object",
+        json.dumps(
+            {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": "k.jpg"}}]}
+        ).encode(),
+    ),
     ("key is a number", records_body(record(12))),
     ("key is null", records_body(record(None))),
     ("key is a list", records_body(record(["a.jpg"]))),
@@ -328,13 +447,20 @@ INVALID = [
     ("SNS Message is a JSON array", sns_body("[]")),
     ("SNS Message is of another shape", sns_body('{"hello": "world"}')),
     ("SNS Message has a bad key", sns_body(json.dumps({"Records": [record("a%FF.jpg")]}))),
-    ("SNS Message wraps another SNS envelope",
-     sns_body(payload("sns_subscription_confirmation.json").decode())),
+    ("SNS Message wraps another SNS envelope", sns_body(payload("sns_subscription_confirmation.json").decode())),
     ("unknown SNS Type", sns_body("{}", message_type="SomethingElse")),
     ("empty SNS Type", sns_body("{}", message_type="")),
-    ("EventBridge without object key", json.dumps({
-        "version": "0", "detail-type": "Object Created", "source": "aws.s3",
-        "detail": {"bucket": {"name": "b"}, "object": {"size": 1}}}).encode()),
+    (
+        "EventBridge without object key",
+        json.dumps(
+            {
+                "version": "0",
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "detail": {"bucket": {"name": "b"}, "object": {"size": 1}},
+            }
+        ).encode(),
+    ),
     ("EventBridge key is a number", eventbridge_body(5)),
     ("EventBridge bucket is null", eventbridge_body("a.jpg", bucket=None)),
 ]
@@ -365,8 +491,10 @@ def test_names_that_are_not_valid_unicode_raise_invalid_event(given):
         parsed = parse_body(given)
     except InvalidEvent:
         return
-    pytest.fail(f"BUG: parse_body accepted a lone surrogate and returned {parsed!r}; the receiver will answer "
-                "5xx for this body on every retry instead of 400")
+    pytest.fail(
+        f"BUG: parse_body accepted a lone surrogate and returned {parsed!r}; the receiver will answer "
+        "5xx for this body on every retry instead of 400"
+    )
 
 
 @pytest.mark.parametrize("given", [[], "Records", 1, None, [{"Records": []}]])
@@ -426,7 +554,13 @@ def test_object_event_round_trips_through_a_json_dict(given):
 
 def test_object_event_dict_names_every_field():
     assert MINIO_PUT.to_dict() == {
-        "action": "created", "bucket": "uploads", "key": MINIO_KEY, "event_name": "s3:ObjectCreated:Put",
-        "size": 6474, "etag": "430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9", "version_id": None,
-        "sequencer": "1876A0B2C3D4E5F6", "content_type": "image/jpeg",
+        "action": "created",
+        "bucket": "uploads",
+        "key": MINIO_KEY,
+        "event_name": "s3:ObjectCreated:Put",
+        "size": 6474,
+        "etag": "430f5a1ac9e7d5c3b8f7a4d0e2c6b1a9",
+        "version_id": None,
+        "sequencer": "1876A0B2C3D4E5F6",
+        "content_type": "image/jpeg",
     }

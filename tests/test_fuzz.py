@@ -13,67 +13,104 @@ from starlette.testclient import TestClient
 
 from s3thumbs.receiver import create_app
 from s3thumbs.sns import Verifier, is_sns_url
-from tests.test_sns import CERT_URL, SIGNED, make_certificate, make_key, sign
+from tests.support.notifications import (
+    eventbridge_event,
+    minio_webhook,
+    s3_notification,
+    s3_record,
+    s3_test_event,
+    sns_confirmation,
+    sns_notification,
+)
+from tests.support.publishing import Recorded
+from tests.support.sns_signatures import CERT_URL, SIGNED_FIELDS, make_certificate, make_signing_key, sign
 
 MAX_BODY_BYTES = 64 * 1024
 ANSWERS = {200, 202, 400, 403, 413}  # 403: a refused SNS subscription, or an SNS message that does not verify
 NEAR_MISSES = 600
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 HUGE = "__huge_number__"  # replaced, in the encoded body, by a number Python will not convert
 
-RECORD = {
-    "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2026-01-01T00:00:00Z",
-    "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "A"},
-    "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
-           "bucket": {"name": "uploads", "arn": "arn:aws:s3:::uploads"},
-           "object": {"key": "dir/a+b.jpg", "size": 10, "eTag": "e", "versionId": "v", "sequencer": "01"}},
-}
+PLACEHOLDER_SIGNATURE = {"SignatureVersion": "1", "Signature": "AAAA", "SigningCertURL": CERT_URL}
+TOPIC = "arn:aws:sns:us-east-1:1:t"
+RECORD = s3_record("uploads", "dir/a b.jpg", version_id="v", sequencer="01")
 SKELETONS: dict[str, dict[str, Any]] = {
-    "s3": {"Records": [RECORD]},
-    "minio": {"EventName": "s3:ObjectCreated:Put", "Key": "uploads/dir%2Fa.jpg",
-              "Records": [RECORD | {"eventName": "s3:ObjectRemoved:Delete"}]},
-    "test-event": {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-01-01T00:00:00Z",
-                   "Bucket": "uploads"},
-    "eventbridge": {"version": "0", "id": "i", "detail-type": "Object Created", "source": "aws.s3",
-                    "account": "1", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
-                    "resources": ["arn:aws:s3:::uploads"],
-                    "detail": {"version": "0", "bucket": {"name": "uploads"},
-                               "object": {"key": "a b.png", "size": 1, "etag": "e", "version-id": "null"},
-                               "reason": "PutObject"}},
-    "sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t",
-            "Subject": "Amazon S3 Notification", "Message": "{}", "Timestamp": "2026-01-01T00:00:00.000Z",
-            "SignatureVersion": "1", "Signature": "AAAA", "SigningCertURL": CERT_URL, "UnsubscribeURL": "u"},
-    "sns-unsubscribe": {"Type": "UnsubscribeConfirmation", "MessageId": "m", "Token": "t",
-                        "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "unsubscribed",
-                        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
-                        "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "1", "Signature": "AAAA",
-                        "SigningCertURL": CERT_URL},
-    "sns-confirmation": {"Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t",
-                         "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "subscribe",
-                         "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
-                         "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "AAAA",
-                         "SigningCertURL": CERT_URL},
+    "s3": s3_notification(RECORD),
+    "minio": minio_webhook("uploads", "dir/a.jpg", None, event="s3:ObjectRemoved:Delete", size=None),
+    "test-event": s3_test_event("uploads"),
+    "eventbridge": eventbridge_event("uploads", "a b.png", version_id="null"),
+    "sns": sns_notification("{}", topic=TOPIC) | PLACEHOLDER_SIGNATURE,
+    "sns-unsubscribe": sns_confirmation("UnsubscribeConfirmation", topic=TOPIC) | PLACEHOLDER_SIGNATURE,
+    "sns-confirmation": sns_confirmation(topic=TOPIC) | PLACEHOLDER_SIGNATURE | {"SignatureVersion": "2"},
 }
 ODD_STRINGS = [
-    "", "null", " ", "\x00", "\ud800", "a\udfffb", "\U0001f4a9.jpg", "é.png", "%", "%FF.jpg", "%2F", "%C3%A9.jpg",
-    "+", "a+b.jpg", "thumbnails/128x128/a.jpg", "x.jpg", "x.txt", "ObjectCreated:Put", "s3:ObjectCreated:Put",
-    "ObjectRemoved:Delete", "ObjectRemoved:\ud800", "LifecycleExpiration:Delete", "ObjectCreated:PutTagging",
-    "Object Created", "Object Deleted", "aws.s3", "Notification", "SubscriptionConfirmation",
-    "UnsubscribeConfirmation", "s3:TestEvent", "1", "2", "https://sns.us-east-1.amazonaws.com/x.pem",
-    "https://[", "https://sns.us-east-1.amazonaws.com:x/", "http://sns.us-east-1.amazonaws.com/",
-    "https://sns.us-east-1.amazonaws.com\uff03@evil/", "=" * 5, HUGE, "9" * 5000,
+    "",
+    "null",
+    " ",
+    "\x00",
+    "\ud800",
+    "a\udfffb",
+    "\U0001f4a9.jpg",
+    "é.png",
+    "%",
+    "%FF.jpg",
+    "%2F",
+    "%C3%A9.jpg",
+    "+",
+    "a+b.jpg",
+    "thumbnails/128x128/a.jpg",
+    "x.jpg",
+    "x.txt",
+    "ObjectCreated:Put",
+    "s3:ObjectCreated:Put",
+    "ObjectRemoved:Delete",
+    "ObjectRemoved:\ud800",
+    "LifecycleExpiration:Delete",
+    "ObjectCreated:PutTagging",
+    "Object Created",
+    "Object Deleted",
+    "aws.s3",
+    "Notification",
+    "SubscriptionConfirmation",
+    "UnsubscribeConfirmation",
+    "s3:TestEvent",
+    "1",
+    "2",
+    "https://sns.us-east-1.amazonaws.com/x.pem",
+    "https://[",
+    "https://sns.us-east-1.amazonaws.com:x/",
+    "http://sns.us-east-1.amazonaws.com/",
+    "https://sns.us-east-1.amazonaws.com\uff03@evil/",
+    "=" * 5,
+    HUGE,
+    "9" * 5000,
 ]
-PATHOLOGICAL = [b"", b"[" * 100_000, b"{" * 50_000, b'{"a":' * 10_000, b"\xef\xbb\xbf{}", b"\xff\xfe{\x00}\x00",
-                b"NaN", b'{"Records": [Infinity]}', b'{"Records": [-Infinity]}', b'"\\ud800"',
-                b'{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "\xed\xa0\x80"},'
-                b' "object": {"key": "a.jpg"}}}]}']
+PATHOLOGICAL = [
+    b"",
+    b"[" * 100_000,
+    b"{" * 50_000,
+    b'{"a":' * 10_000,
+    b"\xef\xbb\xbf{}",
+    b"\xff\xfe{\x00}\x00",
+    b"NaN",
+    b'{"Records": [Infinity]}',
+    b'{"Records": [-Infinity]}',
+    b'"\\ud800"',
+    b'{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "\xed\xa0\x80"},'
+    b' "object": {"key": "a.jpg"}}}]}',
+]
 
 texts = st.one_of(st.sampled_from(ODD_STRINGS), st.text(st.characters(exclude_categories=()), max_size=20))
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**30), 10**30),
-                    st.floats(), texts)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(texts, inner, max_size=4), max_leaves=12)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**30), 10**30), st.floats(), texts)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=12
+)
 
 
 def encode(document: Any, ascii_only: bool) -> bytes:
@@ -120,36 +157,33 @@ def near_misses(draw: st.DrawFn, depth: int = 0) -> Any:
     return document
 
 
-
-
-class Broker:
+class Broker(Recorded):
     """A broker that is up: publish always succeeds, and must be handed JSON-safe, UTF-8 events."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
 
     def __call__(self, events: Any) -> None:
         for event in events:
             json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8")
-        self.events.extend(events)
-
-    def close(self) -> None:
-        """Nothing to drop."""
+        self.extend(events)
 
 
 BROKER = Broker()
 CONFIRMED: list[str] = []
-KEY = make_key()
-PLAIN = TestClient(create_app(BROKER, max_body_bytes=MAX_BODY_BYTES, confirm=CONFIRMED.append),
-                   raise_server_exceptions=False)
+KEY = make_signing_key()
+PLAIN = TestClient(
+    create_app(BROKER, max_body_bytes=MAX_BODY_BYTES, confirm=CONFIRMED.append), raise_server_exceptions=False
+)
 CERTIFICATE = make_certificate(KEY)
-VERIFYING = TestClient(create_app(BROKER, max_body_bytes=MAX_BODY_BYTES, confirm=CONFIRMED.append,
-                                  verify=Verifier(lambda url: CERTIFICATE)), raise_server_exceptions=False)
+VERIFYING = TestClient(
+    create_app(
+        BROKER, max_body_bytes=MAX_BODY_BYTES, confirm=CONFIRMED.append, verify=Verifier(lambda url: CERTIFICATE)
+    ),
+    raise_server_exceptions=False,
+)
 
 
 def signed(document: Any) -> Any:
     """The document signed as SNS would sign it, when it is close enough to an envelope to be signed."""
-    if isinstance(document, dict) and isinstance(document.get("Type"), str) and document["Type"] in SIGNED:
+    if isinstance(document, dict) and isinstance(document.get("Type"), str) and document["Type"] in SIGNED_FIELDS:
         version = document.get("SignatureVersion")
         try:
             return sign(document, KEY, version if version in ("1", "2") else "2")
@@ -159,7 +193,7 @@ def signed(document: Any) -> Any:
 
 
 def check(client: TestClient, body: bytes) -> None:
-    BROKER.events.clear()
+    BROKER.clear()
     CONFIRMED.clear()
     response = client.post("/events", content=body, headers={"Content-Type": "text/plain; charset=UTF-8"})
 
@@ -168,17 +202,16 @@ def check(client: TestClient, body: bytes) -> None:
     assert isinstance(answer, dict)
     if response.status_code >= 300:
         assert isinstance(answer.get("error"), str)
-        assert BROKER.events == [] and CONFIRMED == []
+        assert BROKER == [] and CONFIRMED == []
         return
     if "confirmed" in answer:
-        assert response.status_code == 200 and BROKER.events == []
+        assert response.status_code == 200 and BROKER == []
         assert len(CONFIRMED) == 1 and is_sns_url(CONFIRMED[0])
         return
     assert CONFIRMED == []
     accepted, skipped = answer["accepted"], answer["skipped"]
     assert all(isinstance(item["reason"], str) for item in skipped)
-    assert [(e["bucket"], e["key"], e["action"]) for e in accepted] == [
-        (e.bucket, e.key, e.action) for e in BROKER.events]
+    assert [(e["bucket"], e["key"], e["action"]) for e in accepted] == [(e.bucket, e.key, e.action) for e in BROKER]
     assert response.status_code == (202 if accepted else 200)
 
 

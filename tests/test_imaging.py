@@ -6,66 +6,26 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pytest
 from PIL import Image, ImageCms
 
 from s3thumbs.errors import BadImage
-from s3thumbs.imaging import RenderSpec, Thumbnail, fit, render
+from s3thumbs.imaging import RenderSpec, fit
 from s3thumbs.keys import Size
-from tests import images
-
-DEFAULT_SIZES = (Size(128, 128), Size(512, 512), Size(1024, 1024))
-BIG_BOX = Size(1024, 1024)
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
-
-Box = tuple[int, int]
-
-
-def render_all(data: bytes, sizes: Iterable[Box] = DEFAULT_SIZES, fmt: str = "auto", quality: int = 85,
-               max_pixels: int = 100_000_000) -> list[Thumbnail]:
-    return render(io.BytesIO(data), RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels))
-
-
-def render_one(data: bytes, box: Box = BIG_BOX, fmt: str = "auto",
-               **options: int) -> tuple[Thumbnail, Image.Image]:
-    [thumb] = render_all(data, (box,), fmt, **options)
-    return thumb, decoded(thumb)
-
-
-def decoded(thumb: Thumbnail) -> Image.Image:
-    im = Image.open(io.BytesIO(thumb.body))
-    im.load()
-    assert im.size == (thumb.width, thumb.height)
-    assert CONTENT_TYPES[str(im.format)] == thumb.content_type
-    return im
-
-
-def near(actual: Sequence[int], expected: Sequence[int], tolerance: int = 40) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
-
-
-def quadrant_colours(im: Image.Image) -> dict[str, tuple[int, ...]]:
-    rgb = im.convert("RGB")
-    w, h = rgb.size
-    points = {"top_left": (w // 4, h // 4), "top_right": (3 * w // 4, h // 4),
-              "bottom_left": (w // 4, 3 * h // 4), "bottom_right": (3 * w // 4, 3 * h // 4)}
-    return {name: pixel(rgb, xy) for name, xy in points.items()}
-
-
-def assert_upright(im: Image.Image, tolerance: int = 60) -> None:
-    colours = quadrant_colours(im)
-    wrong = {name: colours[name] for name, expected in images.QUADRANTS.items()
-             if not near(colours[name], expected, tolerance)}
-    assert not wrong, f"quadrants {colours} are not the upright pattern {images.QUADRANTS}"
-
-
-def pixel(im: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
-    value = im.getpixel(xy)
-    assert isinstance(value, tuple), f"{im.mode} image has no bands"
-    return value
+from tests.support import images
+from tests.support.rendering import (
+    CONTENT_TYPES,
+    Box,
+    assert_upright,
+    decoded,
+    near,
+    pixel,
+    quadrant_colours,
+    render_all,
+    render_one,
+)
 
 
 def level(im: Image.Image, xy: tuple[int, int]) -> int:
@@ -119,11 +79,14 @@ def test_an_invalid_orientation_is_ignored(orientation):
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
-@pytest.mark.parametrize("payload", [
-    b"Exif\x00\x00" + b"\xde\xad\xbe\xef" * 10,
-    b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03\x00\x00\x00\x01",
-    b"Exif\x00\x00MM\x00*\xff\xff\xff\xff",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"Exif\x00\x00" + b"\xde\xad\xbe\xef" * 10,
+        b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03\x00\x00\x00\x01",
+        b"Exif\x00\x00MM\x00*\xff\xff\xff\xff",
+    ],
+)
 def test_a_photo_with_corrupt_exif_still_renders(payload):
     source = images.insert_jpeg_segment(images.jpeg(80, 40), 0xE1, payload)
 
@@ -146,8 +109,15 @@ def test_phone_photo_comes_out_upright_and_without_personal_metadata(fmt):
         assert_upright(out)
         assert out.getexif() == {}
         assert not {"exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop"} & out.info.keys()
-        for secret in (b"Exif\x00\x00", b"EXIF", b"http://ns.adobe.com/xap", images.COMMENT.encode(),
-                       images.IPTC_MARKER, images.CAMERA.encode(), b"Secretvill"):
+        for secret in (
+            b"Exif\x00\x00",
+            b"EXIF",
+            b"http://ns.adobe.com/xap",
+            images.COMMENT.encode(),
+            images.IPTC_MARKER,
+            images.CAMERA.encode(),
+            b"Secretvill",
+        ):
             assert secret not in thumb.body
 
 
@@ -165,8 +135,10 @@ def test_metadata_of_png_and_webp_sources_is_not_copied(source, fmt):
 
 
 @pytest.mark.parametrize("source_format", ["JPEG", "PNG", "WEBP"])
-@pytest.mark.parametrize(("fmt", "box"), [("auto", (1024, 1024)), ("auto", (32, 32)), ("jpeg", (32, 32)),
-                                          ("png", (32, 32)), ("webp", (32, 32))])
+@pytest.mark.parametrize(
+    ("fmt", "box"),
+    [("auto", (1024, 1024)), ("auto", (32, 32)), ("jpeg", (32, 32)), ("png", (32, 32)), ("webp", (32, 32))],
+)
 def test_the_icc_profile_of_an_rgb_source_is_kept(source_format, fmt, box):
     _, out = render_one(images.with_icc(source_format), box, fmt)
 
@@ -179,12 +151,29 @@ def test_no_profile_is_invented_for_a_source_without_one():
     assert not out.info.get("icc_profile")
 
 
-@pytest.mark.parametrize(("with_profile", "expected"), [
-    (False, {"top_left": (0, 255, 255), "top_right": (255, 0, 255),
-             "bottom_left": (255, 255, 0), "bottom_right": (0, 0, 0)}),
-    (True, {"top_left": images.INKS["c"], "top_right": images.INKS["m"],
-            "bottom_left": images.INKS["y"], "bottom_right": images.INKS["k"]}),
-])
+@pytest.mark.parametrize(
+    ("with_profile", "expected"),
+    [
+        (
+            False,
+            {
+                "top_left": (0, 255, 255),
+                "top_right": (255, 0, 255),
+                "bottom_left": (255, 255, 0),
+                "bottom_right": (0, 0, 0),
+            },
+        ),
+        (
+            True,
+            {
+                "top_left": images.INKS["c"],
+                "top_right": images.INKS["m"],
+                "bottom_left": images.INKS["y"],
+                "bottom_right": images.INKS["k"],
+            },
+        ),
+    ],
+)
 @pytest.mark.parametrize("box", [(1024, 1024), (32, 32)])
 def test_cmyk_comes_out_as_rgb_with_its_colours(with_profile, expected, box):
     _, out = render_one(images.cmyk_jpeg(with_profile), box)
@@ -237,10 +226,13 @@ def test_palette_png_without_transparency_becomes_rgb():
 
 
 @pytest.mark.parametrize("box", [(1024, 1024), (16, 16)])
-@pytest.mark.parametrize("source", [
-    pytest.param(lambda: images.palette_png(transparency=True), id="palette tRNS"),
-    pytest.param(images.rgb_png_with_colour_key, id="rgb colour key"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(lambda: images.palette_png(transparency=True), id="palette tRNS"),
+        pytest.param(images.rgb_png_with_colour_key, id="rgb colour key"),
+    ],
+)
 def test_png_transparency_becomes_an_alpha_channel(source, box):
     _, out = render_one(source(), box)
 
@@ -334,8 +326,9 @@ AUTO_FORMATS = [
 ]
 
 
-@pytest.mark.parametrize(("source", "expected_format", "expected_mode"),
-                         [pytest.param(*row[1:], id=row[0]) for row in AUTO_FORMATS])
+@pytest.mark.parametrize(
+    ("source", "expected_format", "expected_mode"), [pytest.param(*row[1:], id=row[0]) for row in AUTO_FORMATS]
+)
 def test_auto_format_follows_the_source(source, expected_format, expected_mode):
     thumbs = render_all(source(), ((1024, 1024), (16, 16)))
 
@@ -396,12 +389,15 @@ def test_forced_png_and_webp_keep_alpha(source, opaque, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
-@pytest.mark.parametrize("source", [
-    pytest.param(lambda: images.jpeg(64, 32), id="jpeg"),
-    pytest.param(lambda: images.plain("BMP"), id="bmp"),
-    pytest.param(lambda: images.plain("GIF"), id="gif"),
-    pytest.param(lambda: images.plain("WEBP"), id="webp"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(lambda: images.jpeg(64, 32), id="jpeg"),
+        pytest.param(lambda: images.plain("BMP"), id="bmp"),
+        pytest.param(lambda: images.plain("GIF"), id="gif"),
+        pytest.param(lambda: images.plain("WEBP"), id="webp"),
+    ],
+)
 def test_a_forced_format_applies_to_every_source(source, fmt):
     thumbs = render_all(source(), fmt=fmt)
 
@@ -411,13 +407,16 @@ def test_a_forced_format_applies_to_every_source(source, fmt):
         assert_upright(out)
 
 
-@pytest.mark.parametrize("source", [
-    pytest.param(lambda: images.jpeg(20, 10), id="jpeg"),
-    pytest.param(lambda: images.plain("PNG", 20, 10), id="png"),
-    pytest.param(lambda: images.plain("WEBP", 20, 10), id="webp"),
-    pytest.param(lambda: images.plain("GIF", 20, 10), id="gif"),
-    pytest.param(lambda: images.jpeg(20, 10, orientation=6), id="rotated jpeg"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(lambda: images.jpeg(20, 10), id="jpeg"),
+        pytest.param(lambda: images.plain("PNG", 20, 10), id="png"),
+        pytest.param(lambda: images.plain("WEBP", 20, 10), id="webp"),
+        pytest.param(lambda: images.plain("GIF", 20, 10), id="gif"),
+        pytest.param(lambda: images.jpeg(20, 10, orientation=6), id="rotated jpeg"),
+    ],
+)
 def test_a_small_source_is_never_upscaled(source):
     sizes = ((128, 128), (512, 512), (1024, 1024), (20, 10), (20, 20), (4000, 10))
 
@@ -427,36 +426,42 @@ def test_a_small_source_is_never_upscaled(source):
     assert all(decoded(t).size == (20, 10) for t in thumbs)
 
 
-@pytest.mark.parametrize(("width", "height", "box", "expected"), [
-    (4000, 3000, (128, 128), (128, 96)),
-    (3000, 4000, (128, 128), (96, 128)),
-    (6000, 4000, (1024, 1024), (1024, 683)),
-    (6000, 4000, (512, 512), (512, 341)),
-    (1000, 667, (100, 100), (100, 67)),
-    (1001, 100, (100, 100), (100, 10)),
-    (300, 105, (100, 100), (100, 35)),
-    (10000, 1, (1024, 1024), (1024, 1)),
-    (10000, 1, (128, 128), (128, 1)),
-    (1, 10000, (128, 128), (1, 128)),
-    (100000, 3, (100, 100), (100, 1)),
-    (20, 10, (1024, 1024), (20, 10)),
-    (20, 10, (20, 10), (20, 10)),
-    (20, 10, (10, 10), (10, 5)),
-    (1, 1, (1, 1), (1, 1)),
-    (4000, 3000, (1024, 100), (133, 100)),
-    (4000, 3000, (100, 1024), (100, 75)),
-    (4000, 3000, (200, 150), (200, 150)),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "box", "expected"),
+    [
+        (4000, 3000, (128, 128), (128, 96)),
+        (3000, 4000, (128, 128), (96, 128)),
+        (6000, 4000, (1024, 1024), (1024, 683)),
+        (6000, 4000, (512, 512), (512, 341)),
+        (1000, 667, (100, 100), (100, 67)),
+        (1001, 100, (100, 100), (100, 10)),
+        (300, 105, (100, 100), (100, 35)),
+        (10000, 1, (1024, 1024), (1024, 1)),
+        (10000, 1, (128, 128), (128, 1)),
+        (1, 10000, (128, 128), (1, 128)),
+        (100000, 3, (100, 100), (100, 1)),
+        (20, 10, (1024, 1024), (20, 10)),
+        (20, 10, (20, 10), (20, 10)),
+        (20, 10, (10, 10), (10, 5)),
+        (1, 1, (1, 1), (1, 1)),
+        (4000, 3000, (1024, 100), (133, 100)),
+        (4000, 3000, (100, 1024), (100, 75)),
+        (4000, 3000, (200, 150), (200, 150)),
+    ],
+)
 def test_fit_keeps_the_aspect_rounds_and_never_upscales(width, height, box, expected):
     assert fit(width, height, Size(*box)) == expected
 
 
-@pytest.mark.parametrize(("width", "height", "box", "expected"), [
-    (10000, 1, (1024, 1024), (1024, 1)),
-    (10000, 1, (128, 128), (128, 1)),
-    (1, 10000, (128, 128), (1, 128)),
-    (1, 10000, (1024, 1024), (1, 1024)),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "box", "expected"),
+    [
+        (10000, 1, (1024, 1024), (1024, 1)),
+        (10000, 1, (128, 128), (128, 1)),
+        (1, 10000, (128, 128), (1, 128)),
+        (1, 10000, (1024, 1024), (1, 1024)),
+    ],
+)
 def test_extreme_strips_keep_at_least_one_pixel(width, height, box, expected):
     _, out = render_one(images.solid("PNG", width, height), box)
 
@@ -470,17 +475,19 @@ def test_non_square_and_overlapping_boxes_each_get_their_own_fit_in_order():
     thumbs = render_all(images.jpeg(800, 600), sizes)
 
     assert [t.box for t in thumbs] == [Size(*s) for s in sizes]
-    assert [(t.width, t.height) for t in thumbs] == [(200, 150), (133, 100), (128, 96), (100, 75),
-                                                     (200, 150), (16, 12)]
+    assert [(t.width, t.height) for t in thumbs] == [(200, 150), (133, 100), (128, 96), (100, 75), (200, 150), (16, 12)]
     for thumb in thumbs:
         assert_upright(decoded(thumb))
 
 
-@pytest.mark.parametrize("sizes", [
-    ((128, 128), (512, 512), (1024, 1024)),
-    ((1024, 1024), (128, 128), (512, 512)),
-    ((64, 64), (64, 64)),
-])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        ((128, 128), (512, 512), (1024, 1024)),
+        ((1024, 1024), (128, 128), (512, 512)),
+        ((64, 64), (64, 64)),
+    ],
+)
 def test_output_order_follows_the_spec(sizes):
     thumbs = render_all(images.jpeg(1200, 900), sizes)
 
@@ -509,8 +516,7 @@ def test_quality_changes_the_encoded_jpeg():
 
 BAD_INPUTS = [
     ("truncated jpeg", lambda: images.truncated(images.jpeg(400, 300)), "truncated"),
-    ("truncated progressive jpeg", lambda: images.truncated(images.jpeg(400, 300, progressive=True)),
-     "truncated"),
+    ("truncated progressive jpeg", lambda: images.truncated(images.jpeg(400, 300, progressive=True)), "truncated"),
     ("truncated png", lambda: images.truncated(images.plain("PNG", 400, 300)), "truncated"),
     ("empty", lambda: images.EMPTY, "empty"),
     ("text", lambda: images.TEXT, "not an image"),
@@ -556,12 +562,15 @@ def names_pixel_count(message: str, count: int) -> bool:
     return re.search(rf"\b({count}|{count:,})\b", message) is not None
 
 
-@pytest.mark.parametrize(("width", "height", "max_pixels"), [
-    (5000, 5000, 1_000_000),
-    (12000, 10000, 100_000_000),
-    (20000, 20000, 100_000_000),
-    (65535, 65535, 100_000_000),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "max_pixels"),
+    [
+        (5000, 5000, 1_000_000),
+        (12000, 10000, 100_000_000),
+        (20000, 20000, 100_000_000),
+        (65535, 65535, 100_000_000),
+    ],
+)
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(width, height, max_pixels):
     started = time.perf_counter()
     with pytest.raises(BadImage) as excinfo:
@@ -594,8 +603,9 @@ def test_the_pixel_limit_is_inclusive(width, height, accepted):
             render_one(source, max_pixels=10_000)
 
 
-def make_spec(sizes: Iterable[Box] = ((128, 128), (512, 512)), fmt: str = "auto", quality: int = 85,
-              max_pixels: int = 100_000_000) -> RenderSpec:
+def make_spec(
+    sizes: Iterable[Box] = ((128, 128), (512, 512)), fmt: str = "auto", quality: int = 85, max_pixels: int = 100_000_000
+) -> RenderSpec:
     return RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels)
 
 
@@ -606,24 +616,34 @@ def test_fingerprint_is_stable_for_the_same_settings():
 
 
 def test_fingerprint_is_the_same_in_every_worker_process():
-    code = ("from s3thumbs.imaging import RenderSpec; from s3thumbs.keys import Size; "
-            "print(RenderSpec((Size(128, 128), Size(512, 512)), 'auto', 85).fingerprint)")
+    code = (
+        "from s3thumbs.imaging import RenderSpec; from s3thumbs.keys import Size; "
+        "print(RenderSpec((Size(128, 128), Size(512, 512)), 'auto', 85).fingerprint)"
+    )
     printed = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         for seed in ("1", "2")
     }
 
     assert printed == {make_spec().fingerprint}
 
 
-@pytest.mark.parametrize("changed", [
-    make_spec(sizes=((128, 128),)),
-    make_spec(sizes=((128, 128), (512, 512), (1024, 1024))),
-    make_spec(sizes=((128, 128), (512, 511))),
-    make_spec(fmt="jpeg"),
-    make_spec(fmt="webp"),
-    make_spec(quality=84),
-])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        make_spec(sizes=((128, 128),)),
+        make_spec(sizes=((128, 128), (512, 512), (1024, 1024))),
+        make_spec(sizes=((128, 128), (512, 511))),
+        make_spec(fmt="jpeg"),
+        make_spec(fmt="webp"),
+        make_spec(quality=84),
+    ],
+)
 def test_fingerprint_changes_with_sizes_format_and_quality(changed):
     assert changed.fingerprint != make_spec().fingerprint

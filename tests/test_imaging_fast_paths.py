@@ -16,8 +16,8 @@ from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps, ImageStat
 
 from s3thumbs.imaging import fit
 from s3thumbs.keys import Size
-from tests import images
-from tests.test_imaging import assert_upright, near, quadrant_colours, render_all, render_one
+from tests.support import images
+from tests.support.rendering import assert_upright, near, quadrant_colours, render_all, render_one
 
 # Not a multiple of 8 (nor of 4): every DCT scale ends in part of a pixel.
 WIDTH, HEIGHT = 2054, 1542
@@ -38,8 +38,9 @@ def waves(width: int, height: int, period: float) -> Image.Image:
 def wave_jpeg(box: tuple[int, int], orientation: int, progressive: bool = False) -> bytes:
     """Waves about 8 output pixels long at this box: a shift of a quarter pixel shows."""
     picture = waves(WIDTH, HEIGHT, period=8 * WIDTH / box[0])
-    return images.encode(images.stored(picture, orientation), "JPEG", quality=95, progressive=progressive,
-                         exif=images.exif(orientation))
+    return images.encode(
+        images.stored(picture, orientation), "JPEG", quality=95, progressive=progressive, exif=images.exif(orientation)
+    )
 
 
 def reference(data: bytes, box: tuple[int, int]) -> Image.Image:
@@ -105,12 +106,29 @@ def large_cmyk_jpeg(with_profile: bool) -> bytes:
     return images.encode(im, "JPEG", **options)
 
 
-@pytest.mark.parametrize(("with_profile", "expected"), [
-    (False, {"top_left": (0, 255, 255), "top_right": (255, 0, 255),
-             "bottom_left": (255, 255, 0), "bottom_right": (0, 0, 0)}),
-    (True, {"top_left": images.INKS["c"], "top_right": images.INKS["m"],
-            "bottom_left": images.INKS["y"], "bottom_right": images.INKS["k"]}),
-])
+@pytest.mark.parametrize(
+    ("with_profile", "expected"),
+    [
+        (
+            False,
+            {
+                "top_left": (0, 255, 255),
+                "top_right": (255, 0, 255),
+                "bottom_left": (255, 255, 0),
+                "bottom_right": (0, 0, 0),
+            },
+        ),
+        (
+            True,
+            {
+                "top_left": images.INKS["c"],
+                "top_right": images.INKS["m"],
+                "bottom_left": images.INKS["y"],
+                "bottom_right": images.INKS["k"],
+            },
+        ),
+    ],
+)
 @pytest.mark.parametrize("box", [(512, 512), (128, 128)], ids=["1/2", "1/8"])
 def test_a_cmyk_jpeg_shrunk_while_decoding_keeps_its_colours(with_profile, expected, box):
     thumb, out = render_one(large_cmyk_jpeg(with_profile), box)
@@ -156,8 +174,11 @@ def test_colour_hidden_under_transparency_never_bleeds_into_an_edge(fmt, box):
 def test_an_alpha_image_matches_the_exact_reference(source_format):
     picture = waves(1203, 901, period=8 * 1203 / 300)
     picture.putalpha(images.pattern(1203, 901).convert("L").point(lambda v: 64 + v // 2))
-    data = images.encode(picture, source_format, lossless=True) if source_format == "WEBP" else \
-        images.encode(picture, source_format)
+    data = (
+        images.encode(picture, source_format, lossless=True)
+        if source_format == "WEBP"
+        else images.encode(picture, source_format)
+    )
 
     _, out = render_one(data, (300, 300), "png")
 
@@ -169,14 +190,17 @@ def test_an_alpha_image_matches_the_exact_reference(source_format):
 
 def tiny_sources() -> list[tuple[str, bytes]]:
     translucent = Image.new("RGBA", (3, 2))
-    translucent.putdata([(255, 0, 0, 1), (0, 255, 0, 77), (0, 0, 255, 128), (10, 20, 30, 200),
-                         (200, 100, 50, 255), (1, 2, 3, 0)])
+    translucent.putdata(
+        [(255, 0, 0, 1), (0, 255, 0, 77), (0, 0, 255, 128), (10, 20, 30, 200), (200, 100, 50, 255), (1, 2, 3, 0)]
+    )
     grey_alpha = translucent.convert("LA")
     return [
         ("jpeg 1x1", images.solid("JPEG", 1, 1)),
         ("jpeg 3x1", images.solid("JPEG", 3, 1)),
-        ("jpeg 2x1 stored, orientation 6", images.encode(Image.new("RGB", (2, 1), images.RED), "JPEG",
-                                                         exif=images.exif(6))),
+        (
+            "jpeg 2x1 stored, orientation 6",
+            images.encode(Image.new("RGB", (2, 1), images.RED), "JPEG", exif=images.exif(6)),
+        ),
         ("png rgba 3x2", images.encode(translucent, "PNG")),
         ("png la 3x2", images.encode(grey_alpha, "PNG")),
         ("webp rgba 3x2", images.encode(translucent, "WEBP", lossless=True)),
@@ -202,8 +226,11 @@ def test_an_alpha_image_that_needs_no_resize_keeps_its_exact_pixels(source_forma
     # Premultiplying alpha and back would round the colour of nearly transparent pixels.
     picture = Image.new("RGBA", (40, 30))
     picture.putdata([(x * 6, y * 8, (x * y) % 256, (x + y * 40) % 256) for y in range(30) for x in range(40)])
-    data = images.encode(picture, source_format, lossless=True) if source_format == "WEBP" else \
-        images.encode(picture, source_format)
+    data = (
+        images.encode(picture, source_format, lossless=True)
+        if source_format == "WEBP"
+        else images.encode(picture, source_format)
+    )
 
     _, out = render_one(data, (1024, 1024), "png")
 

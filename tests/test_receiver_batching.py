@@ -2,29 +2,24 @@
 once its own event is on the broker: 2xx after a publish that carried it returned, 503 for every request
 of a batch the broker refused, nothing published for a request that already gave up.
 
-The in-process tests drive the ASGI app with a publish that holds each call until the test lets it go;
-the last ones run the real receiver on real brokers with concurrent keep-alive clients.
+The tests drive the ASGI app with a publish that holds each call until the test lets it go
+(integration/test_receiver_batching.py runs the real receiver on real brokers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from kombu import Connection
 
 from s3thumbs.batcher import Batcher
 from s3thumbs.receiver import create_app
-from tests.faults import minio_event
+from tests.support.notifications import minio_webhook
 from tests.support.publishing import Recorded
-from tests.services import empty_rabbitmq, receiver, s3thumbs_env
 
-TOKEN = "batching-token"
+CLIENTS = 4
 
 
 class HeldBroker:
@@ -66,7 +61,7 @@ async def until(condition, what: str, timeout: float = 5) -> None:
 
 
 def post(client: httpx.AsyncClient, key: str) -> asyncio.Task[httpx.Response]:
-    return asyncio.create_task(client.post("/events", json=minio_event("uploads", key, "e1")))
+    return asyncio.create_task(client.post("/events", json=minio_webhook("uploads", key, "e1")))
 
 
 def run(app, scenario) -> None:
@@ -208,54 +203,6 @@ def test_an_idle_publisher_thread_ends_and_closes_what_it_opened():
     assert publish.closed == publish.threads, "each thread closed its own connection as it ended"
 
 
-# --- the real receiver, real brokers -----------------------------------------------------------
-
-CLIENTS = 4
-PER_CLIENT = 50
-
-
-def post_concurrently(url: str, prefix: str) -> dict[str, int]:
-    """CLIENTS keep-alive clients, each posting PER_CLIENT events one after another; status per key."""
-
-    def client(n: int) -> dict[str, int]:
-        statuses = {}
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
-            for i in range(PER_CLIENT):
-                key = f"{prefix}/{n}-{i}.jpg"
-                statuses[key] = http.post("/events", json=minio_event("uploads", key, "e1")).status_code
-        return statuses
-
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        results = list(pool.map(client, range(CLIENTS)))
-    return {key: status for result in results for key, status in result.items()}
-
-
-def test_concurrent_clients_on_redis_every_accepted_event_is_on_the_broker(redis_factory, tmp_path):
-    server = redis_factory()
-    env = s3thumbs_env(broker_url=server.url_for(0), result_backend="", auth_token=TOKEN)
-    with receiver(env, tmp_path / "receiver.log") as url:
-        statuses = post_concurrently(url, "redis")
-    assert set(statuses.values()) == {202}
-    with server.client(0) as redis:
-        messages = [json.loads(raw) for raw in redis.lrange("s3thumbs", 0, -1)]
-    keys = [json.loads(base64.b64decode(m["body"]))[0][1] for m in messages]
-    assert sorted(keys) == sorted(statuses)
-
-
-def test_concurrent_clients_on_rabbitmq_every_accepted_event_is_on_the_broker(rabbitmq_server, tmp_path):
-    url = empty_rabbitmq(rabbitmq_server.url, "s3thumbs")
-    env = s3thumbs_env(broker_url=url, result_backend="", auth_token=TOKEN)
-    with receiver(env, tmp_path / "receiver.log") as receiver_url:
-        statuses = post_concurrently(receiver_url, "rabbitmq")
-    assert set(statuses.values()) == {202}
-    keys = []
-    with Connection(url) as connection:
-        channel = connection.default_channel
-        while (message := channel.basic_get("s3thumbs", no_ack=True)) is not None:
-            keys.append(json.loads(message.body)[0][1])
-    assert sorted(keys) == sorted(statuses)
-
-
 def test_publish_runs_in_one_thread_at_a_time_and_takes_concurrent_requests_together():
     clients = CLIENTS
     inside, peak, lock = 0, 0, threading.Lock()
@@ -281,7 +228,7 @@ def test_publish_runs_in_one_thread_at_a_time_and_takes_concurrent_requests_toge
     async def scenario(client: httpx.AsyncClient) -> None:
         async def one_client(n: int) -> None:
             for i in range(10):
-                response = await client.post("/events", json=minio_event("uploads", f"c{n}-{i}.jpg", "e1"))
+                response = await client.post("/events", json=minio_webhook("uploads", f"c{n}-{i}.jpg", "e1"))
                 assert response.status_code == 202
 
         await asyncio.gather(*(one_client(n) for n in range(clients)))

@@ -10,41 +10,29 @@ import pytest
 from PIL import Image
 
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
-from s3thumbs.imaging import RenderSpec, fit
-from s3thumbs.keys import Layout, Size
-from s3thumbs.thumbnailer import Job, delete_thumbnails, make_thumbnails
-from tests import images
+from s3thumbs.imaging import fit
+from s3thumbs.keys import Size
+from s3thumbs.thumbnailer import delete_thumbnails, make_thumbnails
+from tests.support import images
+from tests.support.buckets import upload
+from tests.support.jobs import SIZES, make_job
 
 BUCKET = "photos"
 Box = tuple[int, int]
-SIZES: tuple[Box, ...] = ((128, 128), (512, 512), (1024, 1024))
 ETAG_META = "s3thumbs-source-etag"
 SETTINGS_META = "s3thumbs-settings"
 
 
-def make_job(sizes: Iterable[Box] = SIZES, fmt: str = "auto", quality: int = 85,
-             max_pixels: int = 100_000_000, prefix: str = "thumbnails/", out_bucket: str | None = None,
-             max_bytes: int = 10_000_000, buckets: frozenset[str] | None = None,
-             cache_control: str | None = None) -> Job:
-    spec = RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels)
-    return Job(spec, Layout(prefix, out_bucket), max_bytes, buckets, cache_control)
-
-
 @pytest.fixture
-def calls(s3):
+def s3_calls(mocked_s3):
     """The S3 operations made through the client, by name, in order."""
     made: list[str] = []
 
     def record(event_name: str, **_: Any) -> None:
         made.append(event_name.rsplit(".", 1)[-1])
 
-    s3.meta.events.register("before-call.s3", record)
+    mocked_s3.meta.events.register("before-call.s3", record)
     return made
-
-
-def upload(s3: Any, key: str, data: bytes, bucket: str = BUCKET) -> str:
-    s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return str(s3.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
 
 
 def keys_under(s3: Any, prefix: str = "thumbnails/", bucket: str = BUCKET) -> set[str]:
@@ -77,343 +65,369 @@ SOURCES = [
 ]
 
 
-@pytest.mark.parametrize(("key", "source", "shown", "content_type"),
-                         [pytest.param(*row[1:], id=row[0]) for row in SOURCES])
-def test_every_size_is_written_under_its_box_with_type_and_metadata(s3, storage, key, source, shown,
-                                                                    content_type):
-    etag = upload(s3, key, source())
+@pytest.mark.parametrize(
+    ("key", "source", "shown", "content_type"), [pytest.param(*row[1:], id=row[0]) for row in SOURCES]
+)
+def test_every_size_is_written_under_its_box_with_type_and_metadata(
+    mocked_s3, mocked_storage, key, source, shown, content_type
+):
+    etag = upload(mocked_s3, BUCKET, key, source())
     job = make_job()
 
-    outcome = make_thumbnails(storage, job, BUCKET, key)
+    outcome = make_thumbnails(mocked_storage, job, BUCKET, key)
 
     assert (outcome.status, outcome.source_etag) == ("written", etag)
-    assert keys_under(s3) == set(expected_keys(key))
+    assert keys_under(mocked_s3) == set(expected_keys(key))
     assert [t.key for t in outcome.thumbnails] == expected_keys(key)
     for (w, h), thumb in zip(SIZES, outcome.thumbnails, strict=True):
-        head = s3.head_object(Bucket=BUCKET, Key=thumb.key)
+        head = mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)
         assert head["ContentType"] == content_type == thumb.content_type
         assert head["Metadata"][ETAG_META] == etag
         assert '"' not in head["Metadata"][ETAG_META]
         assert head["Metadata"][SETTINGS_META] == job.spec.fingerprint
         assert "CacheControl" not in head
         assert head["ContentLength"] == thumb.bytes
-        assert decoded(s3, thumb.key).size == fit(shown[0], shown[1], Size(w, h)) == (thumb.width, thumb.height)
+        assert decoded(mocked_s3, thumb.key).size == fit(shown[0], shown[1], Size(w, h)) == (thumb.width, thumb.height)
 
 
-def test_cache_control_is_written_when_configured(s3, storage):
-    upload(s3, "p.jpg", images.jpeg(300, 200))
+def test_cache_control_is_written_when_configured(mocked_s3, mocked_storage):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
 
-    outcome = make_thumbnails(storage, make_job(cache_control="public, max-age=31536000, immutable"),
-                              BUCKET, "p.jpg")
+    outcome = make_thumbnails(
+        mocked_storage, make_job(cache_control="public, max-age=31536000, immutable"), BUCKET, "p.jpg"
+    )
 
     for thumb in outcome.thumbnails:
-        head = s3.head_object(Bucket=BUCKET, Key=thumb.key)
+        head = mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)
         assert head["CacheControl"] == "public, max-age=31536000, immutable"
 
 
-@pytest.mark.parametrize("key", [
-    "dir/my photo+1é.jpg",
-    "thumbnails.jpg",
-    "thumbnails",
-    "emoji 📷 plage.png",
-    "a?b&c=d#e.jpg",
-    "percent%20kept.jpg",
-    "tilde~ (1).JPG",
-    "double//slash.jpg",
-    "deep/a/b/c/d/e.jpeg",
-    "日本語/写真.jpg",
-])
-def test_keys_round_trip_exactly(s3, storage, key):
-    upload(s3, key, images.jpeg(300, 200))
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dir/my photo+1é.jpg",
+        "thumbnails.jpg",
+        "thumbnails",
+        "emoji 📷 plage.png",
+        "a?b&c=d#e.jpg",
+        "percent%20kept.jpg",
+        "tilde~ (1).JPG",
+        "double//slash.jpg",
+        "deep/a/b/c/d/e.jpeg",
+        "日本語/写真.jpg",
+    ],
+)
+def test_keys_round_trip_exactly(mocked_s3, mocked_storage, key):
+    upload(mocked_s3, BUCKET, key, images.jpeg(300, 200))
 
-    outcome = make_thumbnails(storage, make_job(), BUCKET, key)
+    outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, key)
 
     assert outcome.key == key
     assert [t.key for t in outcome.thumbnails] == expected_keys(key)
-    assert keys_under(s3) == set(expected_keys(key))
+    assert keys_under(mocked_s3) == set(expected_keys(key))
 
 
-def test_a_second_run_finds_current_thumbnails_and_writes_nothing(s3, storage, calls):
-    upload(s3, "p.jpg", images.jpeg(800, 600))
+def test_a_second_run_finds_current_thumbnails_and_writes_nothing(mocked_s3, mocked_storage, s3_calls):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     job = make_job()
-    first = make_thumbnails(storage, job, BUCKET, "p.jpg")
-    modified = {k: s3.head_object(Bucket=BUCKET, Key=k)["LastModified"] for k in keys_under(s3)}
-    calls.clear()
+    first = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    modified = {k: mocked_s3.head_object(Bucket=BUCKET, Key=k)["LastModified"] for k in keys_under(mocked_s3)}
+    s3_calls.clear()
 
-    second = make_thumbnails(storage, job, BUCKET, "p.jpg")
+    second = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert second.status == "current"
     assert second.source_etag == first.source_etag
     assert second.thumbnails == first.thumbnails
-    assert "GetObject" not in calls
-    assert writes(calls) == []
-    assert {k: s3.head_object(Bucket=BUCKET, Key=k)["LastModified"] for k in keys_under(s3)} == modified
+    assert "GetObject" not in s3_calls
+    assert writes(s3_calls) == []
+    assert {k: mocked_s3.head_object(Bucket=BUCKET, Key=k)["LastModified"] for k in keys_under(mocked_s3)} == modified
 
 
-def test_a_changed_source_is_rendered_again(s3, storage, calls):
+def test_a_changed_source_is_rendered_again(mocked_s3, mocked_storage, s3_calls):
     job = make_job()
-    old_etag = upload(s3, "p.jpg", images.jpeg(800, 600))
-    make_thumbnails(storage, job, BUCKET, "p.jpg")
-    new_etag = upload(s3, "p.jpg", images.jpeg(600, 800))
-    calls.clear()
+    old_etag = upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    new_etag = upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(600, 800))
+    s3_calls.clear()
 
-    outcome = make_thumbnails(storage, job, BUCKET, "p.jpg")
+    outcome = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert new_etag != old_etag
     assert (outcome.status, outcome.source_etag) == ("written", new_etag)
-    assert writes(calls) == ["PutObject"] * len(SIZES)
+    assert writes(s3_calls) == ["PutObject"] * len(SIZES)
     for box, thumb in zip(SIZES, outcome.thumbnails, strict=True):
-        assert s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][ETAG_META] == new_etag
-        assert decoded(s3, thumb.key).size == fit(600, 800, Size(*box))
+        assert mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][ETAG_META] == new_etag
+        assert decoded(mocked_s3, thumb.key).size == fit(600, 800, Size(*box))
 
 
-@pytest.mark.parametrize("changed", [
-    make_job(quality=60),
-    make_job(fmt="png"),
-    make_job(sizes=((128, 128), (512, 512))),
-    make_job(sizes=(*SIZES, (64, 64))),
-])
-def test_changed_settings_render_again(s3, storage, calls, changed):
-    upload(s3, "p.jpg", images.jpeg(800, 600))
-    make_thumbnails(storage, make_job(), BUCKET, "p.jpg")
-    calls.clear()
+@pytest.mark.parametrize(
+    "changed",
+    [
+        make_job(quality=60),
+        make_job(fmt="png"),
+        make_job(sizes=((128, 128), (512, 512))),
+        make_job(sizes=(*SIZES, (64, 64))),
+    ],
+)
+def test_changed_settings_render_again(mocked_s3, mocked_storage, s3_calls, changed):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+    s3_calls.clear()
 
-    outcome = make_thumbnails(storage, changed, BUCKET, "p.jpg")
+    outcome = make_thumbnails(mocked_storage, changed, BUCKET, "p.jpg")
 
     assert outcome.status == "written"
-    assert writes(calls) == ["PutObject"] * len(changed.spec.sizes)
+    assert writes(s3_calls) == ["PutObject"] * len(changed.spec.sizes)
     for thumb in outcome.thumbnails:
-        assert s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][SETTINGS_META] == changed.spec.fingerprint
+        assert (
+            mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][SETTINGS_META] == changed.spec.fingerprint
+        )
 
 
-def test_a_missing_size_is_rendered_again(s3, storage):
-    upload(s3, "p.jpg", images.jpeg(800, 600))
+def test_a_missing_size_is_rendered_again(mocked_s3, mocked_storage):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     job = make_job()
-    make_thumbnails(storage, job, BUCKET, "p.jpg")
-    s3.delete_object(Bucket=BUCKET, Key="thumbnails/512x512/p.jpg")
+    make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    mocked_s3.delete_object(Bucket=BUCKET, Key="thumbnails/512x512/p.jpg")
 
-    outcome = make_thumbnails(storage, job, BUCKET, "p.jpg")
+    outcome = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert outcome.status == "written"
-    assert keys_under(s3) == set(expected_keys("p.jpg"))
+    assert keys_under(mocked_s3) == set(expected_keys("p.jpg"))
 
 
-def test_a_thumbnail_written_by_someone_else_is_replaced(s3, storage):
-    upload(s3, "p.jpg", images.jpeg(800, 600))
+def test_a_thumbnail_written_by_someone_else_is_replaced(mocked_s3, mocked_storage):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     for key in expected_keys("p.jpg"):
-        s3.put_object(Bucket=BUCKET, Key=key, Body=b"not ours", ContentType="image/jpeg")
+        mocked_s3.put_object(Bucket=BUCKET, Key=key, Body=b"not ours", ContentType="image/jpeg")
 
-    outcome = make_thumbnails(storage, make_job(), BUCKET, "p.jpg")
+    outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
 
     assert outcome.status == "written"
-    assert decoded(s3, "thumbnails/128x128/p.jpg").size == (128, 96)
+    assert decoded(mocked_s3, "thumbnails/128x128/p.jpg").size == (128, 96)
 
 
-def test_an_output_bucket_receives_the_thumbnails(s3, storage, calls):
-    s3.create_bucket(Bucket="thumbs")
-    upload(s3, "dir/p.jpg", images.jpeg(800, 600))
+def test_an_output_bucket_receives_the_thumbnails(mocked_s3, mocked_storage, s3_calls):
+    mocked_s3.create_bucket(Bucket="thumbs")
+    upload(mocked_s3, BUCKET, "dir/p.jpg", images.jpeg(800, 600))
     job = make_job(out_bucket="thumbs")
 
-    first = make_thumbnails(storage, job, BUCKET, "dir/p.jpg")
-    calls.clear()
-    second = make_thumbnails(storage, job, BUCKET, "dir/p.jpg")
+    first = make_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
+    s3_calls.clear()
+    second = make_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
 
     assert first.status == "written"
-    assert keys_under(s3, bucket="thumbs") == set(expected_keys("dir/p.jpg"))
-    assert keys_under(s3, "", BUCKET) == {"dir/p.jpg"}
+    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys("dir/p.jpg"))
+    assert keys_under(mocked_s3, "", BUCKET) == {"dir/p.jpg"}
     assert second.status == "current"
-    assert writes(calls) == []
+    assert writes(s3_calls) == []
 
 
-@pytest.mark.parametrize(("job", "bucket", "key"), [
-    (make_job(), BUCKET, "thumbnails/128x128/p.jpg"),
-    (make_job(), BUCKET, "thumbnails/128x128/thumbnails/128x128/p.jpg"),
-    (make_job(prefix="previews/"), BUCKET, "previews/512x512/dir/p.jpg"),
-    (make_job(out_bucket="thumbs"), "thumbs", "p.jpg"),
-    (make_job(out_bucket="thumbs"), "thumbs", "thumbnails/128x128/p.jpg"),
-])
+@pytest.mark.parametrize(
+    ("job", "bucket", "key"),
+    [
+        (make_job(), BUCKET, "thumbnails/128x128/p.jpg"),
+        (make_job(), BUCKET, "thumbnails/128x128/thumbnails/128x128/p.jpg"),
+        (make_job(prefix="previews/"), BUCKET, "previews/512x512/dir/p.jpg"),
+        (make_job(out_bucket="thumbs"), "thumbs", "p.jpg"),
+        (make_job(out_bucket="thumbs"), "thumbs", "thumbnails/128x128/p.jpg"),
+    ],
+)
 @pytest.mark.parametrize("action", [make_thumbnails, delete_thumbnails])
-def test_thumbnails_are_never_sources(s3, storage, calls, job, bucket, key, action):
+def test_thumbnails_are_never_sources(mocked_s3, mocked_storage, s3_calls, job, bucket, key, action):
     if bucket != BUCKET:
-        s3.create_bucket(Bucket=bucket)
-    upload(s3, key, images.jpeg(300, 200), bucket)
-    before = {b: keys_under(s3, "", b) for b in {BUCKET, bucket}}
-    calls.clear()
+        mocked_s3.create_bucket(Bucket=bucket)
+    upload(mocked_s3, bucket, key, images.jpeg(300, 200))
+    before = {b: keys_under(mocked_s3, "", b) for b in {BUCKET, bucket}}
+    s3_calls.clear()
 
-    outcome = action(storage, job, bucket, key)
+    outcome = action(mocked_storage, job, bucket, key)
 
     assert (outcome.bucket, outcome.key, outcome.status) == (bucket, key, "ignored")
     assert outcome.thumbnails == []
-    assert "GetObject" not in calls
-    assert writes(calls) == []
-    assert {b: keys_under(s3, "", b) for b in before} == before
+    assert "GetObject" not in s3_calls
+    assert writes(s3_calls) == []
+    assert {b: keys_under(mocked_s3, "", b) for b in before} == before
 
 
 @pytest.mark.parametrize("action", [make_thumbnails, delete_thumbnails])
-def test_a_bucket_outside_the_allow_list_is_forbidden(s3, storage, calls, action):
-    upload(s3, "p.jpg", images.jpeg(300, 200))
-    calls.clear()
+def test_a_bucket_outside_the_allow_list_is_forbidden(mocked_s3, mocked_storage, s3_calls, action):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
+    s3_calls.clear()
 
     with pytest.raises(Forbidden, match=BUCKET):
-        action(storage, make_job(buckets=frozenset({"uploads", "other"})), BUCKET, "p.jpg")
+        action(mocked_storage, make_job(buckets=frozenset({"uploads", "other"})), BUCKET, "p.jpg")
 
-    assert calls == []
+    assert s3_calls == []
 
 
-def test_an_allowed_bucket_is_processed(s3, storage):
-    upload(s3, "p.jpg", images.jpeg(300, 200))
+def test_an_allowed_bucket_is_processed(mocked_s3, mocked_storage):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
 
-    outcome = make_thumbnails(storage, make_job(buckets=frozenset({BUCKET, "other"})), BUCKET, "p.jpg")
+    outcome = make_thumbnails(mocked_storage, make_job(buckets=frozenset({BUCKET, "other"})), BUCKET, "p.jpg")
 
     assert outcome.status == "written"
 
 
-def test_a_missing_source_is_gone_and_nothing_is_written(s3, storage, calls):
-    outcome = make_thumbnails(storage, make_job(), BUCKET, "never/uploaded.jpg")
+def test_a_missing_source_is_gone_and_nothing_is_written(mocked_s3, mocked_storage, s3_calls):
+    outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "never/uploaded.jpg")
 
-    assert outcome.to_dict() == {"bucket": BUCKET, "key": "never/uploaded.jpg", "status": "gone",
-                                 "source_etag": None, "thumbnails": []}
-    assert writes(calls) == []
-    assert keys_under(s3, "") == set()
+    assert outcome.to_dict() == {
+        "bucket": BUCKET,
+        "key": "never/uploaded.jpg",
+        "status": "gone",
+        "source_etag": None,
+        "thumbnails": [],
+    }
+    assert writes(s3_calls) == []
+    assert keys_under(mocked_s3, "") == set()
 
 
 @pytest.mark.parametrize(("slack", "accepted"), [(-1, False), (0, True)])
-def test_the_byte_limit_is_checked_before_downloading(s3, storage, calls, slack, accepted):
+def test_the_byte_limit_is_checked_before_downloading(mocked_s3, mocked_storage, s3_calls, slack, accepted):
     data = images.jpeg(800, 600)
-    upload(s3, "p.jpg", data)
-    calls.clear()
+    upload(mocked_s3, BUCKET, "p.jpg", data)
+    s3_calls.clear()
     job = make_job(max_bytes=len(data) + slack)
 
     if accepted:
-        assert make_thumbnails(storage, job, BUCKET, "p.jpg").status == "written"
+        assert make_thumbnails(mocked_storage, job, BUCKET, "p.jpg").status == "written"
         return
     with pytest.raises(BadImage, match=f"{len(data):,}|{len(data)}"):
-        make_thumbnails(storage, job, BUCKET, "p.jpg")
-    assert "GetObject" not in calls
-    assert writes(calls) == []
-    assert keys_under(s3) == set()
+        make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    assert "GetObject" not in s3_calls
+    assert writes(s3_calls) == []
+    assert keys_under(mocked_s3) == set()
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(images.truncated(images.jpeg(400, 300)), id="truncated jpeg"),
-    pytest.param(images.truncated(images.plain("PNG", 400, 300)), id="truncated png"),
-    pytest.param(images.EMPTY, id="empty"),
-    pytest.param(images.TEXT, id="text"),
-    pytest.param(images.header_only_png(20000, 20000), id="decompression bomb"),
-    pytest.param(images.plain("ICO", 32, 32), id="unsupported"),
-])
-def test_a_bad_image_fails_and_writes_nothing(s3, storage, calls, data):
-    upload(s3, "bad.jpg", data)
-    calls.clear()
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(images.truncated(images.jpeg(400, 300)), id="truncated jpeg"),
+        pytest.param(images.truncated(images.plain("PNG", 400, 300)), id="truncated png"),
+        pytest.param(images.EMPTY, id="empty"),
+        pytest.param(images.TEXT, id="text"),
+        pytest.param(images.header_only_png(20000, 20000), id="decompression bomb"),
+        pytest.param(images.plain("ICO", 32, 32), id="unsupported"),
+    ],
+)
+def test_a_bad_image_fails_and_writes_nothing(mocked_s3, mocked_storage, s3_calls, data):
+    upload(mocked_s3, BUCKET, "bad.jpg", data)
+    s3_calls.clear()
 
     with pytest.raises(BadImage):
-        make_thumbnails(storage, make_job(), BUCKET, "bad.jpg")
+        make_thumbnails(mocked_storage, make_job(), BUCKET, "bad.jpg")
 
-    assert writes(calls) == []
-    assert keys_under(s3) == set()
+    assert writes(s3_calls) == []
+    assert keys_under(mocked_s3) == set()
 
 
-def test_pixels_over_the_limit_fail_and_write_nothing(s3, storage, calls):
-    upload(s3, "big.jpg", images.jpeg(800, 600))
-    calls.clear()
+def test_pixels_over_the_limit_fail_and_write_nothing(mocked_s3, mocked_storage, s3_calls):
+    upload(mocked_s3, BUCKET, "big.jpg", images.jpeg(800, 600))
+    s3_calls.clear()
 
     with pytest.raises(BadImage, match="480,000"):
-        make_thumbnails(storage, make_job(max_pixels=479_999), BUCKET, "big.jpg")
+        make_thumbnails(mocked_storage, make_job(max_pixels=479_999), BUCKET, "big.jpg")
 
-    assert writes(calls) == []
+    assert writes(s3_calls) == []
 
 
-def test_a_source_replaced_while_it_is_read_writes_nothing(s3, storage, calls):
-    upload(s3, "p.jpg", images.jpeg(800, 600))
-    other = boto3.client("s3", region_name=s3.meta.region_name)
+def test_a_source_replaced_while_it_is_read_writes_nothing(mocked_s3, mocked_storage, s3_calls):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
     replaced: list[str] = []
 
     def replace_first(**_):
         if not replaced:
             replaced.append(other.put_object(Bucket=BUCKET, Key="p.jpg", Body=images.jpeg(600, 800))["ETag"])
 
-    s3.meta.events.register("before-call.s3.GetObject", replace_first)
-    calls.clear()
+    mocked_s3.meta.events.register("before-call.s3.GetObject", replace_first)
+    s3_calls.clear()
 
     with pytest.raises(SourceChanged):
-        make_thumbnails(storage, make_job(), BUCKET, "p.jpg")
+        make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
 
     assert replaced
-    assert writes(calls) == []
-    assert keys_under(s3) == set()
+    assert writes(s3_calls) == []
+    assert keys_under(mocked_s3) == set()
 
 
-def test_deleting_a_removed_source_deletes_every_size(s3, storage):
+def test_deleting_a_removed_source_deletes_every_size(mocked_s3, mocked_storage):
     job = make_job()
     for key in ("dir/p.jpg", "dir/p.jpg.orig", "dir/p.jp"):
-        upload(s3, key, images.jpeg(300, 200))
-        make_thumbnails(storage, job, BUCKET, key)
-    s3.delete_object(Bucket=BUCKET, Key="dir/p.jpg")
+        upload(mocked_s3, BUCKET, key, images.jpeg(300, 200))
+        make_thumbnails(mocked_storage, job, BUCKET, key)
+    mocked_s3.delete_object(Bucket=BUCKET, Key="dir/p.jpg")
 
-    outcome = delete_thumbnails(storage, job, BUCKET, "dir/p.jpg")
+    outcome = delete_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
 
     assert (outcome.bucket, outcome.key, outcome.status) == (BUCKET, "dir/p.jpg", "deleted")
-    assert keys_under(s3) == set(expected_keys("dir/p.jpg.orig") + expected_keys("dir/p.jp"))
+    assert keys_under(mocked_s3) == set(expected_keys("dir/p.jpg.orig") + expected_keys("dir/p.jp"))
 
 
-def test_deleting_when_thumbnails_are_already_gone_is_fine(s3, storage):
-    outcome = delete_thumbnails(storage, make_job(), BUCKET, "never/there.jpg")
+def test_deleting_when_thumbnails_are_already_gone_is_fine(mocked_s3, mocked_storage):
+    outcome = delete_thumbnails(mocked_storage, make_job(), BUCKET, "never/there.jpg")
 
     assert outcome.status == "deleted"
 
 
-def test_deleting_keeps_thumbnails_of_a_source_that_still_exists(s3, storage, calls):
+def test_deleting_keeps_thumbnails_of_a_source_that_still_exists(mocked_s3, mocked_storage, s3_calls):
     job = make_job()
-    etag = upload(s3, "p.jpg", images.jpeg(300, 200))
-    make_thumbnails(storage, job, BUCKET, "p.jpg")
-    calls.clear()
+    etag = upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
+    make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    s3_calls.clear()
 
-    outcome = delete_thumbnails(storage, job, BUCKET, "p.jpg")
+    outcome = delete_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert (outcome.status, outcome.source_etag) == ("current", etag)
-    assert writes(calls) == []
-    assert keys_under(s3) == set(expected_keys("p.jpg"))
+    assert writes(s3_calls) == []
+    assert keys_under(mocked_s3) == set(expected_keys("p.jpg"))
 
 
-def test_deleting_an_old_version_keeps_the_thumbnails_of_the_current_one(s3, storage):
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+def test_deleting_an_old_version_keeps_the_thumbnails_of_the_current_one(mocked_s3, mocked_storage):
+    mocked_s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     job = make_job()
-    old = s3.put_object(Bucket=BUCKET, Key="p.jpg", Body=images.jpeg(300, 200))["VersionId"]
-    upload(s3, "p.jpg", images.jpeg(200, 300))
-    make_thumbnails(storage, job, BUCKET, "p.jpg")
-    s3.delete_object(Bucket=BUCKET, Key="p.jpg", VersionId=old)
+    old = mocked_s3.put_object(Bucket=BUCKET, Key="p.jpg", Body=images.jpeg(300, 200))["VersionId"]
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(200, 300))
+    make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    mocked_s3.delete_object(Bucket=BUCKET, Key="p.jpg", VersionId=old)
 
-    kept = delete_thumbnails(storage, job, BUCKET, "p.jpg")
-    s3.delete_object(Bucket=BUCKET, Key="p.jpg")
-    removed = delete_thumbnails(storage, job, BUCKET, "p.jpg")
+    kept = delete_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    mocked_s3.delete_object(Bucket=BUCKET, Key="p.jpg")
+    removed = delete_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert kept.status == "current"
     assert removed.status == "deleted"
-    assert keys_under(s3) == set()
+    assert keys_under(mocked_s3) == set()
 
 
-def test_deleting_uses_the_output_bucket(s3, storage):
-    s3.create_bucket(Bucket="thumbs")
+def test_deleting_uses_the_output_bucket(mocked_s3, mocked_storage):
+    mocked_s3.create_bucket(Bucket="thumbs")
     job = make_job(out_bucket="thumbs")
-    upload(s3, "p.jpg", images.jpeg(300, 200))
-    make_thumbnails(storage, job, BUCKET, "p.jpg")
-    s3.delete_object(Bucket=BUCKET, Key="p.jpg")
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
+    make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+    mocked_s3.delete_object(Bucket=BUCKET, Key="p.jpg")
 
-    outcome = delete_thumbnails(storage, job, BUCKET, "p.jpg")
+    outcome = delete_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert outcome.status == "deleted"
-    assert keys_under(s3, bucket="thumbs") == set()
+    assert keys_under(mocked_s3, bucket="thumbs") == set()
 
 
-def test_the_outcome_has_the_spec_result_shape(s3, storage):
-    etag = upload(s3, "dir/my photo+1é.jpg", images.jpeg(800, 600))
+def test_the_outcome_has_the_spec_result_shape(mocked_s3, mocked_storage):
+    etag = upload(mocked_s3, BUCKET, "dir/my photo+1é.jpg", images.jpeg(800, 600))
 
-    result = make_thumbnails(storage, make_job(), BUCKET, "dir/my photo+1é.jpg").to_dict()
+    result = make_thumbnails(mocked_storage, make_job(), BUCKET, "dir/my photo+1é.jpg").to_dict()
 
     assert json.loads(json.dumps(result)) == result
     assert set(result) == {"bucket", "key", "status", "source_etag", "thumbnails"}
     assert (result["bucket"], result["key"], result["status"], result["source_etag"]) == (
-        BUCKET, "dir/my photo+1é.jpg", "written", etag)
+        BUCKET,
+        "dir/my photo+1é.jpg",
+        "written",
+        etag,
+    )
     assert [set(t) for t in result["thumbnails"]] == [{"key", "width", "height", "bytes", "content_type"}] * 3
     assert [(t["key"], t["width"], t["height"], t["content_type"]) for t in result["thumbnails"]] == [
         ("thumbnails/128x128/dir/my photo+1é.jpg", 128, 96, "image/jpeg"),
@@ -421,20 +435,19 @@ def test_the_outcome_has_the_spec_result_shape(s3, storage):
         ("thumbnails/1024x1024/dir/my photo+1é.jpg", 800, 600, "image/jpeg"),
     ]
     for thumb in result["thumbnails"]:
-        assert thumb["bytes"] == s3.head_object(Bucket=BUCKET, Key=thumb["key"])["ContentLength"] > 0
+        assert thumb["bytes"] == mocked_s3.head_object(Bucket=BUCKET, Key=thumb["key"])["ContentLength"] > 0
 
 
 @pytest.mark.parametrize("status", ["current", "deleted"])
-def test_other_outcomes_have_the_spec_result_shape(s3, storage, status):
+def test_other_outcomes_have_the_spec_result_shape(mocked_s3, mocked_storage, status):
     job = make_job()
-    upload(s3, "p.jpg", images.jpeg(300, 200))
-    written = make_thumbnails(storage, job, BUCKET, "p.jpg").to_dict()
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(300, 200))
+    written = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg").to_dict()
     if status == "current":
-        result = make_thumbnails(storage, job, BUCKET, "p.jpg").to_dict()
+        result = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg").to_dict()
         assert result == {**written, "status": "current"}
     else:
-        s3.delete_object(Bucket=BUCKET, Key="p.jpg")
-        result = delete_thumbnails(storage, job, BUCKET, "p.jpg").to_dict()
-        assert result == {"bucket": BUCKET, "key": "p.jpg", "status": "deleted", "source_etag": None,
-                          "thumbnails": []}
+        mocked_s3.delete_object(Bucket=BUCKET, Key="p.jpg")
+        result = delete_thumbnails(mocked_storage, job, BUCKET, "p.jpg").to_dict()
+        assert result == {"bucket": BUCKET, "key": "p.jpg", "status": "deleted", "source_etag": None, "thumbnails": []}
     assert json.loads(json.dumps(result)) == result

@@ -13,9 +13,13 @@ from botocore.exceptions import ClientError
 from s3thumbs.errors import Forbidden
 from s3thumbs.storage import NewObject, Storage
 from s3thumbs.thumbnailer import make_thumbnails
+from tests.support import images
+from tests.support.jobs import make_job
 
-OBJECTS = [NewObject(f"thumbnails/{n}x{n}/p.jpg", b"x" * n, "image/jpeg", {"s3thumbs-size": f"{n}x{n}"})
-           for n in (128, 512, 1024)]
+OBJECTS = [
+    NewObject(f"thumbnails/{n}x{n}/p.jpg", b"x" * n, "image/jpeg", {"s3thumbs-size": f"{n}x{n}"})
+    for n in (128, 512, 1024)
+]
 
 
 class SlowClient:
@@ -36,9 +40,13 @@ class SlowClient:
         try:
             time.sleep(self.delay)
             if (code := self.fail.get(kwargs["Key"])) is not None:
-                raise ClientError({"Error": {"Code": code, "Message": code},
-                                   "ResponseMetadata": {"HTTPStatusCode": 403 if code == "AccessDenied" else 500}},
-                                  "PutObject")
+                raise ClientError(
+                    {
+                        "Error": {"Code": code, "Message": code},
+                        "ResponseMetadata": {"HTTPStatusCode": 403 if code == "AccessDenied" else 500},
+                    },
+                    "PutObject",
+                )
             return {}
         finally:
             with self.lock:
@@ -96,11 +104,13 @@ def test_a_forked_child_gets_a_pool_of_its_own():
 
 def test_head_all_answers_in_order_at_once_with_each_failure_handed_back():
     client = SlowClient(delay=0.2)
-    answers = {"a.jpg": {"ETag": '"a"', "ContentLength": 1, "Metadata": {}},
-               "gone.jpg": ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}},
-                                       "HeadObject"),
-               "denied.jpg": ClientError({"Error": {"Code": "403"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
-                                         "HeadObject")}
+    answers = {
+        "a.jpg": {"ETag": '"a"', "ContentLength": 1, "Metadata": {}},
+        "gone.jpg": ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject"),
+        "denied.jpg": ClientError(
+            {"Error": {"Code": "403"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "HeadObject"
+        ),
+    }
 
     def head_object(Bucket: str, Key: str) -> dict[str, Any]:
         client.put_object(Key=Key)  # counts and waits like a request
@@ -117,7 +127,7 @@ def test_head_all_answers_in_order_at_once_with_each_failure_handed_back():
 
 
 @pytest.fixture
-def slow_heads(s3):
+def slow_head_requests(mocked_s3):
     """Every HEAD through the test client takes 0.2 s; records how many ran at once."""
     seen = {"running": 0, "most": 0, "keys": []}
     lock = threading.Lock()
@@ -131,31 +141,27 @@ def slow_heads(s3):
         with lock:
             seen["running"] -= 1
 
-    s3.meta.events.register("before-parameter-build.s3.HeadObject", before)
+    mocked_s3.meta.events.register("before-parameter-build.s3.HeadObject", before)
     return seen
 
 
-def test_the_source_and_its_first_thumbnail_are_looked_at_at_once(s3, storage, slow_heads):
-    from tests import images
-    from tests.test_thumbnailer import make_job
+def test_the_source_and_its_first_thumbnail_are_looked_at_at_once(mocked_s3, mocked_storage, slow_head_requests):
+    mocked_s3.put_object(Bucket="photos", Key="p.jpg", Body=images.jpeg(300, 200))
 
-    s3.put_object(Bucket="photos", Key="p.jpg", Body=images.jpeg(300, 200))
-
-    outcome = make_thumbnails(storage, make_job(), "photos", "p.jpg")
+    outcome = make_thumbnails(mocked_storage, make_job(), "photos", "p.jpg")
 
     assert outcome.status == "written"
-    assert slow_heads["most"] == 2
-    assert sorted(slow_heads["keys"][:2]) == sorted(["p.jpg", f"thumbnails/{make_job().spec.sizes[0]}/p.jpg"])
+    assert slow_head_requests["most"] == 2
+    assert sorted(slow_head_requests["keys"][:2]) == sorted(["p.jpg", f"thumbnails/{make_job().spec.sizes[0]}/p.jpg"])
 
 
-def test_a_gone_source_is_gone_even_if_looking_at_its_thumbnail_failed(s3, storage):
-    from tests.test_thumbnailer import make_job
-
+def test_a_gone_source_is_gone_even_if_looking_at_its_thumbnail_failed(mocked_s3, mocked_storage):
     def refuse_thumbnails(params: dict[str, Any], **_: Any) -> None:
         if params["Key"].startswith("thumbnails/"):
-            raise ClientError({"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
-                              "HeadObject")
+            raise ClientError(
+                {"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "HeadObject"
+            )
 
-    s3.meta.events.register("before-parameter-build.s3.HeadObject", refuse_thumbnails)
+    mocked_s3.meta.events.register("before-parameter-build.s3.HeadObject", refuse_thumbnails)
 
-    assert make_thumbnails(storage, make_job(), "photos", "never/uploaded.jpg").status == "gone"
+    assert make_thumbnails(mocked_storage, make_job(), "photos", "never/uploaded.jpg").status == "gone"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-import uuid
 
 import httpx
-from PIL import Image
 
-from tests.services import empty_redis, receiver, s3_client, s3thumbs_env, worker
+from tests.support import images
+from tests.support.buckets import fresh_bucket, s3_client
+from tests.support.notifications import minio_webhook
+from tests.support.processes import receiver, s3thumbs_env, worker
+from tests.support.servers import empty_redis
 
 TOKEN = "log-token"
 
@@ -22,27 +23,21 @@ def json_lines(text: str) -> list[dict]:
     return lines
 
 
-def minio_body(bucket: str, key: str) -> dict:
-    return {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
-        "eventName": "s3:ObjectCreated:Put", "eventSource": "minio:s3",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}}}]}
-
-
-def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_endpoint, redis_server, tmp_path):
-    env = s3thumbs_env(**empty_redis(redis_server, 9, 10),
-                       s3_endpoint_url=moto_endpoint, auth_token=TOKEN, log_format="json")
-    s3 = s3_client(moto_endpoint)
-    bucket = f"logs-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    buffer = io.BytesIO()
-    Image.new("RGB", (900, 600), "olive").save(buffer, "JPEG")
-    s3.put_object(Bucket=bucket, Key="good.jpg", Body=buffer.getvalue())
+def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_server_url, redis_server, tmp_path):
+    env = s3thumbs_env(
+        **empty_redis(redis_server, 9, 10), s3_endpoint_url=moto_server_url, auth_token=TOKEN, log_format="json"
+    )
+    s3 = s3_client(moto_server_url)
+    bucket = fresh_bucket(s3, "logs")
+    s3.put_object(Bucket=bucket, Key="good.jpg", Body=images.jpeg(900, 600))
     s3.put_object(Bucket=bucket, Key="bad.jpg", Body=b"not an image")
     headers = {"Authorization": f"Bearer {TOKEN}"}
     receiver_log, worker_log = tmp_path / "receiver.log", tmp_path / "worker.log"
     with receiver(env, receiver_log) as url, worker(env, worker_log) as service:
         for key in ("good.jpg", "bad.jpg", "missing.jpg", "notes.txt", "thumbnails/128x128/good.jpg"):
-            assert httpx.post(f"{url}/events", json=minio_body(bucket, key), headers=headers).status_code in (200, 202)
+            assert httpx.post(
+                f"{url}/events", json=minio_webhook(bucket, key, None, content_type=None), headers=headers
+            ).status_code in (200, 202)
         service.wait_log("dead letter recorded")
         service.wait_log("missing.jpg is gone")
         service.wait_log("good.jpg: wrote 3 thumbnails")

@@ -1,4 +1,4 @@
-"""Real s3thumbs processes for integration tests: receiver and worker subprocesses, moto's server."""
+"""Real s3thumbs processes for integration tests: receiver, worker and one-shot commands, and waiting on them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
 import httpx
-from kombu import Connection, Queue
 
-from tests.brokers import free_port
+from tests.support.servers import LOOPBACK, free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
@@ -42,22 +40,11 @@ def s3thumbs_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def empty_redis(redis_server, broker_db: int, backend_db: int) -> dict[str, str]:
-    """Broker and result-backend settings on two emptied databases of the test Redis."""
-    for db in (broker_db, backend_db):
-        with redis_server.client(db) as client:
-            client.flushdb()
-    return {"broker_url": redis_server.url_for(broker_db), "result_backend": redis_server.url_for(backend_db)}
-
-
-def empty_rabbitmq(url: str, *queues: str) -> str:
-    """Declare these durable queues on the test RabbitMQ, empty them, and return its URL."""
-    with Connection(url) as connection:
-        for name in queues:
-            queue = Queue(name, durable=True)(connection.default_channel)
-            queue.declare()
-            queue.purge()
-    return url
+def run_s3thumbs(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a one-shot ``s3thumbs`` command to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "s3thumbs", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def group_alive(pgid: int) -> bool:
@@ -75,8 +62,13 @@ class Service:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
         self._log = log.open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "s3thumbs", *args], env=env,
-                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "s3thumbs", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -86,6 +78,7 @@ class Service:
             if self.process.poll() is not None:
                 raise AssertionError(f"process exited {self.process.returncode}:\n{self.log()[-3000:]}")
             return self.log().count(text) >= count
+
         try:
             wait_for(seen, timeout, f"{text!r} in the log")
         except AssertionError as e:
@@ -110,8 +103,8 @@ class Service:
 def receiver(env: dict[str, str], log: Path) -> Iterator[str]:
     """A receiver subprocess on a free loopback port; yields its base URL."""
     port = free_port()
-    service = Service(["receiver", "--host", "127.0.0.1", "--port", str(port)], env, log)
-    url = f"http://127.0.0.1:{port}"
+    service = Service(["receiver", "--host", LOOPBACK, "--port", str(port)], env, log)
+    url = f"http://{LOOPBACK}:{port}"
     try:
         wait_for(lambda: _healthy(url, service), 30, "the receiver's /healthz")
         yield url
@@ -132,38 +125,10 @@ def _healthy(url: str, service: Service) -> bool:
 def worker(env: dict[str, str], log: Path, *args: str) -> Iterator[Service]:
     """A real ``s3thumbs worker`` (prefork) subprocess, ready to consume."""
     name = f"w{free_port()}@localhost"
-    service = Service(["worker", "--pool", "prefork", "--concurrency", "1", "--hostname", name,
-                       "--without-mingle", "--without-gossip", *args], env, log)
+    argv = ["worker", "--pool", "prefork", "--concurrency", "1", "--hostname", name]
+    service = Service([*argv, "--without-mingle", "--without-gossip", *args], env, log)
     try:
         service.wait_log(" ready.", timeout=60)
         yield service
     finally:
         service.stop()
-
-
-def s3_client(endpoint: str):
-    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def sns_client(endpoint: str):
-    return boto3.client("sns", endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def notify_through_sns(endpoint: str, bucket: str, receiver_events_url: str) -> None:
-    """Create ``bucket`` with put/delete notifications to an SNS topic subscribed over HTTP."""
-    s3, sns = s3_client(endpoint), sns_client(endpoint)
-    s3.create_bucket(Bucket=bucket)
-    topic = sns.create_topic(Name=bucket)["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=receiver_events_url)
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-        "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
-
-
-def object_exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True

@@ -1,4 +1,4 @@
-"""The private broker fixtures start real, isolated servers."""
+"""The server fixtures start real, isolated servers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import kombu
 import pytest
 
-from tests.brokers import RabbitMQNode, RabbitMQServer, RedisProcess, RedisServer
+from tests.support.servers import RabbitMQNode, RabbitMQServer, RedisProcess, RedisServer
 
 
 def test_redis_server_answers_ping(redis_server: RedisServer) -> None:

@@ -1,4 +1,4 @@
-"""Fault injection for integration tests: an S3 proxy that fails on cue, a TCP link that can go silent.
+"""Fault injection: an S3 proxy that fails on cue, a TCP link that can go silent.
 
 ``FaultProxy`` sits between a worker and moto's server. Every request it sees is recorded with its
 timestamps; requests that match a rule get that rule's faults in turn (an S3 error reply, a connection
@@ -12,24 +12,17 @@ from __future__ import annotations
 import contextlib
 import http.client
 import re
-import shutil
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from celery import Celery
-from celery.result import AsyncResult
+from tests.support.servers import LOOPBACK
 
-from tests.brokers import BrokerUnavailable, RedisProcess, free_port, unavailable
-
-LOOPBACK = "127.0.0.1"
 # Not forwarded: they describe one hop, not the request (Expect is answered by the proxy itself).
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect"})
 
@@ -44,9 +37,11 @@ class S3Error:
 
     def body(self, resource: str) -> bytes:
         request_id = uuid.uuid4().hex[:16].upper()
-        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{self.code}</Code>'
-                f"<Message>{self.message}</Message><Resource>{resource}</Resource>"
-                f"<RequestId>{request_id}</RequestId></Error>").encode()
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{self.code}</Code>'
+            f"<Message>{self.message}</Message><Resource>{resource}</Resource>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
 
 
 @dataclass(frozen=True)
@@ -61,8 +56,9 @@ SLOW_DOWN = S3Error(503, "SlowDown", "Please reduce your request rate.")
 INTERNAL_ERROR = S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
 ACCESS_DENIED = S3Error(403, "AccessDenied", "Access Denied")
 NO_SUCH_KEY = S3Error(404, "NoSuchKey", "The specified key does not exist.")
-PRECONDITION_FAILED = S3Error(412, "PreconditionFailed",
-                              "At least one of the pre-conditions you specified did not hold")
+PRECONDITION_FAILED = S3Error(
+    412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"
+)
 DROP_MID_BODY = Disconnect("drop mid-body", mid_body=True)
 CLOSE_BEFORE_RESPONSE = Disconnect("close before response", mid_body=False)
 Fault = S3Error | Disconnect
@@ -118,8 +114,9 @@ class FaultProxy:
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _ProxyHandler)
         self._server.daemon_threads = True
         self._server.proxy = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -372,74 +369,3 @@ class TcpLink:
                 sink.sendall(data)
             except OSError:
                 return
-
-
-@contextlib.contextmanager
-def private_redis(directory: Path, *, appendonly: bool = False) -> Iterator[RedisProcess]:
-    """A redis-server of our own on a free loopback port (for fixtures wider than a test); killed after."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        unavailable("redis-server is not installed (Debian: apt-get install redis-server)")
-    try:
-        server = RedisProcess(executable, directory, free_port(), appendonly=appendonly)
-        server.start()
-    except BrokerUnavailable as e:
-        unavailable(str(e))
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-def send_thumbnail_task(broker_url: str, bucket: str, key: str, etag: str) -> str:
-    """Publish ``s3thumbs.thumbnail`` by name, as any Celery client may (SPEC); return its task id."""
-    app = Celery("s3thumbs-tests", broker=broker_url, set_as_current=False)
-    app.conf.update(task_serializer="json", accept_content=["json"])
-    task_id = str(uuid.uuid4())
-    try:
-        with app.producer_or_acquire() as producer:
-            app.send_task("s3thumbs.thumbnail", args=[bucket, key], kwargs={"etag": etag}, queue="s3thumbs",
-                          task_id=task_id, producer=producer)
-    finally:
-        app.close()
-    return task_id
-
-
-class Results:
-    """Reads task states from the Redis result backend."""
-
-    def __init__(self, backend_url: str) -> None:
-        self.app = Celery("s3thumbs-tests", broker="memory://", backend=backend_url, set_as_current=False)
-        self.app.conf.update(accept_content=["json"], result_accept_content=["json"])
-
-    def of(self, task_id: str) -> AsyncResult:
-        return AsyncResult(task_id, app=self.app)
-
-    def wait_ready(self, task_id: str, timeout: float) -> AsyncResult:
-        result = self.of(task_id)
-        deadline = time.monotonic() + timeout
-        while result.state not in ("SUCCESS", "FAILURE"):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"task {task_id} still {result.state} after {timeout} s")
-            time.sleep(0.1)
-        return result
-
-    def close(self) -> None:
-        self.app.close()
-
-
-def minio_event(bucket: str, key: str, etag: str, size: int = 1) -> dict[str, Any]:
-    """A MinIO webhook body for one ObjectCreated:Put (keys URL-encoded as MinIO does)."""
-    return {"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [{
-        "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "", "eventName": "s3:ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
-               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key, safe=""), "size": size, "eTag": etag,
-                          "contentType": "image/jpeg", "sequencer": uuid.uuid4().hex[:16].upper()}}}]}
-
-
-def elapsed(call: Callable[[], Any]) -> tuple[Any, float]:
-    """Call and time it."""
-    started = time.monotonic()
-    value = call()
-    return value, time.monotonic() - started

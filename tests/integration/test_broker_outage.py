@@ -6,19 +6,21 @@ Every test here stops or cuts off a broker of its own (from the factories), neve
 
 from __future__ import annotations
 
-import io
-import uuid
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
-from tests.faults import TcpLink, elapsed, minio_event
-from tests.services import object_exists, receiver, s3_client, s3thumbs_env, wait_for, worker
+from tests.support import images
+from tests.support.buckets import fresh_bucket, s3_client, thumbnails_written, upload
+from tests.support.faults import TcpLink
+from tests.support.notifications import minio_webhook
+from tests.support.processes import receiver, s3thumbs_env, wait_for, worker
 
 TOKEN = "outage-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SIZES = ("128x128", "512x512", "1024x1024")
 # The receiver's whole answer while the broker is away: its publish budget is about three seconds.
 MAX_503_SECONDS = 8
 # An answer that has not come by then never will: MinIO and SNS would have given up on it.
@@ -26,26 +28,20 @@ HTTP_TIMEOUT = 30
 
 
 @pytest.fixture
-def bucket(moto_endpoint):
-    name = f"outage-{uuid.uuid4().hex[:12]}"
-    s3_client(moto_endpoint).create_bucket(Bucket=name)
-    return name
+def outage_bucket(moto_server_url):
+    return fresh_bucket(s3_client(moto_server_url), "outage")
 
 
-def jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.radial_gradient("L").resize((1200, 800)).convert("RGB").save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def upload(s3, bucket: str, key: str) -> dict:
+def uploaded(s3, bucket: str, key: str) -> dict:
     """Put an image and return the MinIO event for it."""
-    etag = s3.put_object(Bucket=bucket, Key=key, Body=jpeg(), ContentType="image/jpeg")["ETag"].strip('"')
-    return minio_event(bucket, key, etag)
+    return minio_webhook(bucket, key, upload(s3, bucket, key, images.jpeg(1200, 800)))
 
 
-def thumbnails_written(s3, bucket: str, key: str) -> bool:
-    return all(object_exists(s3, bucket, f"thumbnails/{size}/{key}") for size in SIZES)
+def elapsed(call: Callable[[], Any]) -> tuple[Any, float]:
+    """Call and time it."""
+    started = time.monotonic()
+    value = call()
+    return value, time.monotonic() - started
 
 
 def post(url: str, body: dict) -> httpx.Response:
@@ -67,16 +63,16 @@ def outage_broker(request, redis_factory):
 
 
 def test_receiver_answers_503_while_the_broker_is_down_and_recovers_without_restarts(
-        outage_broker, moto_endpoint, bucket, tmp_path):
+    outage_broker, moto_server_url, outage_bucket, tmp_path
+):
     broker, backend = outage_broker
-    env = s3thumbs_env(broker_url=broker.url, result_backend=backend, s3_endpoint_url=moto_endpoint,
-                       auth_token=TOKEN)
-    s3 = s3_client(moto_endpoint)
-    before = upload(s3, bucket, "before.jpg")
-    during = upload(s3, bucket, "during.jpg")
+    env = s3thumbs_env(broker_url=broker.url, result_backend=backend, s3_endpoint_url=moto_server_url, auth_token=TOKEN)
+    s3 = s3_client(moto_server_url)
+    before = uploaded(s3, outage_bucket, "before.jpg")
+    during = uploaded(s3, outage_bucket, "during.jpg")
     with receiver(env, tmp_path / "receiver.log") as url, worker(env, tmp_path / "worker.log") as service:
         assert post(url, before).status_code == 202
-        wait_for(lambda: thumbnails_written(s3, bucket, "before.jpg"), 30, "thumbnails before the outage")
+        wait_for(lambda: thumbnails_written(s3, outage_bucket, "before.jpg"), 30, "thumbnails before the outage")
 
         broker.stop()
         response, seconds = elapsed(lambda: post(url, during))
@@ -87,16 +83,21 @@ def test_receiver_answers_503_while_the_broker_is_down_and_recovers_without_rest
         print(f"GET /readyz while the broker is down: {probe.status_code} in {probe_seconds:.2f} s")
         assert probe.status_code == 503
         assert probe_seconds < MAX_503_SECONDS
-        assert not thumbnails_written(s3, bucket, "during.jpg")
+        assert not thumbnails_written(s3, outage_bucket, "during.jpg")
 
         broker.start()
         assert ready(url).status_code == 200
         response, seconds = elapsed(lambda: post(url, during))
         print(f"POST /events once the broker is back: {response.status_code} in {seconds:.2f} s")
         assert response.status_code == 202, response.text
-        _, recovery = elapsed(lambda: wait_for(lambda: thumbnails_written(s3, bucket, "during.jpg"), 90,
-                                               "thumbnails after the outage, from the worker that ran all along",
-                                               interval=0.2))
+        _, recovery = elapsed(
+            lambda: wait_for(
+                lambda: thumbnails_written(s3, outage_bucket, "during.jpg"),
+                90,
+                "thumbnails after the outage, from the worker that ran all along",
+                interval=0.2,
+            )
+        )
         print(f"thumbnails {recovery:.1f} s after the broker came back")
         assert service.process.poll() is None, "the worker must have lived through the outage"
 
@@ -115,26 +116,28 @@ def silent_broker(request, redis_factory):
 
 
 @pytest.mark.slow
-def test_receiver_answers_503_when_the_broker_stops_answering(silent_broker, moto_endpoint, bucket, tmp_path):
+def test_receiver_answers_503_when_the_broker_stops_answering(silent_broker, moto_server_url, outage_bucket, tmp_path):
     """A broker that vanishes without closing the connection (network partition, failover, NAT
     timeout): publish and probe must still give up within the budget rather than wait for ever."""
     link, broker_url, backend = silent_broker
-    env = s3thumbs_env(broker_url=broker_url, result_backend=backend, s3_endpoint_url=moto_endpoint,
-                       auth_token=TOKEN)
-    s3 = s3_client(moto_endpoint)
-    before = upload(s3, bucket, "before.jpg")
-    during = upload(s3, bucket, "during.jpg")
+    env = s3thumbs_env(broker_url=broker_url, result_backend=backend, s3_endpoint_url=moto_server_url, auth_token=TOKEN)
+    s3 = s3_client(moto_server_url)
+    before = uploaded(s3, outage_bucket, "before.jpg")
+    during = uploaded(s3, outage_bucket, "during.jpg")
     patience = 2 * MAX_503_SECONDS
     with receiver(env, tmp_path / "receiver.log") as url:
         assert post(url, before).status_code == 202  # the receiver now holds a connection to the broker
 
         link.silence()
         try:
-            response, seconds = elapsed(lambda: httpx.post(f"{url}/events", json=during, headers=AUTH,
-                                                           timeout=patience))
+            response, seconds = elapsed(
+                lambda: httpx.post(f"{url}/events", json=during, headers=AUTH, timeout=patience)
+            )
         except httpx.TimeoutException:
-            pytest.fail(f"POST /events got no answer in {patience} s from a receiver whose broker went silent "
-                        f"(expected 503 within {MAX_503_SECONDS} s)")
+            pytest.fail(
+                f"POST /events got no answer in {patience} s from a receiver whose broker went silent "
+                f"(expected 503 within {MAX_503_SECONDS} s)"
+            )
         print(f"POST /events while the broker is silent: {response.status_code} in {seconds:.2f} s")
         assert response.status_code == 503, response.text
         assert seconds < MAX_503_SECONDS

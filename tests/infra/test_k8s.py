@@ -40,7 +40,7 @@ from kubernetes_validate import utils as kubernetes_validate
 
 from s3thumbs.config import Settings
 
-K8S_DIR = Path(__file__).resolve().parent.parent / "infra" / "k8s"
+K8S_DIR = Path(__file__).resolve().parents[2] / "infra" / "k8s"
 COMPONENT_DIR = K8S_DIR / "rabbitmq"
 KUBERNETES_VERSION = "1.30"
 KEDA_API = "keda.sh/v1alpha1"
@@ -105,8 +105,11 @@ def _merge(target: Any, patch: Any) -> Any:
 def _apply_component(base: list[dict[str, Any]], component: Path) -> list[dict[str, Any]]:
     docs = copy.deepcopy(base)
     for _, patch in _documents(component, "patches"):
-        matches = [i for i, doc in enumerate(docs)
-                   if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])]
+        matches = [
+            i
+            for i, doc in enumerate(docs)
+            if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        ]
         assert len(matches) == 1, f"patch {patch['kind']}/{patch['metadata']['name']} matches {len(matches)} resources"
         docs[matches[0]] = _merge(docs[matches[0]], patch)
     return docs + [doc for _, doc in _documents(component, "resources")]
@@ -119,8 +122,12 @@ NAMESPACE = _kustomization(K8S_DIR).get("namespace", "default")
 
 
 def _one(docs: list[dict[str, Any]], kind: str, component: str | None = None) -> dict[str, Any]:
-    found = [doc for doc in docs if doc["kind"] == kind
-             and (component is None or doc["metadata"].get("labels", {}).get(COMPONENT_LABEL) == component)]
+    found = [
+        doc
+        for doc in docs
+        if doc["kind"] == kind
+        and (component is None or doc["metadata"].get("labels", {}).get(COMPONENT_LABEL) == component)
+    ]
     assert len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}"
     return found[0]
 
@@ -146,8 +153,12 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
         return False
     for expression in expressions:
         key, values = expression["key"], expression.get("values", [])
-        ok = {"In": labels.get(key) in values, "NotIn": labels.get(key) not in values,
-              "Exists": key in labels, "DoesNotExist": key not in labels}[expression["operator"]]
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[expression["operator"]]
         if not ok:
             return False
     return True
@@ -249,8 +260,11 @@ KUBECTL = shutil.which("kubectl")
 @pytest.mark.parametrize("variant", ["redis", "rabbitmq"])
 def test_kustomize_renders_exactly_what_these_tests_check(variant, tmp_path):
     """The real kustomize builds the base (and the base + component) into the documents checked here."""
-    overlay = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-               "resources": [os.path.relpath(K8S_DIR, tmp_path)]}
+    overlay = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S_DIR, tmp_path)],
+    }
     if variant == "rabbitmq":
         overlay["components"] = [os.path.relpath(COMPONENT_DIR, tmp_path)]
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay), encoding="utf-8")
@@ -275,8 +289,10 @@ def test_kustomize_renders_exactly_what_these_tests_check(variant, tmp_path):
 STANDARD = [(path, doc) for path, doc in BASE_FILES if not doc["apiVersion"].startswith("keda.sh/")]
 STANDARD += [("rabbitmq/secret-patch.yaml", _one(RABBITMQ, "Secret"))]
 KEDA = [(path, doc) for path, doc in BASE_FILES if doc["apiVersion"].startswith("keda.sh/")]
-KEDA += [("rabbitmq/scaledobject-patch.yaml", _one(RABBITMQ, "ScaledObject")),
-         ("rabbitmq/triggerauthentication.yaml", _one(RABBITMQ, "TriggerAuthentication"))]
+KEDA += [
+    ("rabbitmq/scaledobject-patch.yaml", _one(RABBITMQ, "ScaledObject")),
+    ("rabbitmq/triggerauthentication.yaml", _one(RABBITMQ, "TriggerAuthentication")),
+]
 
 
 @pytest.mark.parametrize("item", STANDARD, ids=_doc_id)
@@ -359,14 +375,26 @@ TRIGGER_METADATA = {
         "required": ["listName", "listLength"],
         "properties": {
             "address": {"type": "string", "pattern": r"^[^:/\s]+:[0-9]+$"},
-            "host": _NAME, "port": _INT,
-            "addressFromEnv": _NAME, "hostFromEnv": _NAME, "portFromEnv": _NAME,
-            "usernameFromEnv": _NAME, "passwordFromEnv": _NAME,
-            "listName": _NAME, "listLength": _INT, "activationListLength": _INT,
-            "databaseIndex": _INT, "enableTLS": _BOOL, "unsafeSsl": _BOOL,
+            "host": _NAME,
+            "port": _INT,
+            "addressFromEnv": _NAME,
+            "hostFromEnv": _NAME,
+            "portFromEnv": _NAME,
+            "usernameFromEnv": _NAME,
+            "passwordFromEnv": _NAME,
+            "listName": _NAME,
+            "listLength": _INT,
+            "activationListLength": _INT,
+            "databaseIndex": _INT,
+            "enableTLS": _BOOL,
+            "unsafeSsl": _BOOL,
         },
-        "oneOf": [{"required": ["address"]}, {"required": ["addressFromEnv"]},
-                  {"required": ["host", "port"]}, {"required": ["hostFromEnv", "portFromEnv"]}],
+        "oneOf": [
+            {"required": ["address"]},
+            {"required": ["addressFromEnv"]},
+            {"required": ["host", "port"]},
+            {"required": ["hostFromEnv", "portFromEnv"]},
+        ],
     },
     "cpu": {
         "type": "object",
@@ -379,14 +407,29 @@ TRIGGER_METADATA = {
         "additionalProperties": False,
         "required": ["queueName", "mode", "value"],
         "properties": {
-            "host": _NAME, "hostFromEnv": _NAME, "usernameFromEnv": _NAME, "passwordFromEnv": _NAME,
+            "host": _NAME,
+            "hostFromEnv": _NAME,
+            "usernameFromEnv": _NAME,
+            "passwordFromEnv": _NAME,
             "protocol": {"enum": ["auto", "amqp", "http"]},
-            "mode": {"enum": ["QueueLength", "MessageRate", "DeliverGetRate", "PublishedToDeliveredRatio",
-                              "ExpectedQueueConsumptionTime"]},
+            "mode": {
+                "enum": [
+                    "QueueLength",
+                    "MessageRate",
+                    "DeliverGetRate",
+                    "PublishedToDeliveredRatio",
+                    "ExpectedQueueConsumptionTime",
+                ]
+            },
             "value": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
             "activationValue": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
-            "queueName": _NAME, "vhostName": _NAME, "useRegex": _BOOL, "excludeUnacknowledged": _BOOL,
-            "pageSize": _INT, "operation": {"enum": ["sum", "max", "avg"]}, "timeout": _INT,
+            "queueName": _NAME,
+            "vhostName": _NAME,
+            "useRegex": _BOOL,
+            "excludeUnacknowledged": _BOOL,
+            "pageSize": _INT,
+            "operation": {"enum": ["sum", "max", "avg"]},
+            "timeout": _INT,
             "unsafeSsl": _BOOL,
         },
     },
@@ -413,14 +456,32 @@ def _keda_hpa(scaled_object: dict[str, Any]) -> dict[str, Any]:
     metrics = []
     for index, trigger in enumerate(spec["triggers"]):
         if trigger["type"] == "cpu":
-            metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": {
-                "type": trigger["metricType"], "averageUtilization": int(trigger["metadata"]["value"])}}})
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": trigger["metricType"],
+                            "averageUtilization": int(trigger["metadata"]["value"]),
+                        },
+                    },
+                }
+            )
         else:
             target = trigger["metadata"].get("listLength") or trigger["metadata"]["value"]
-            metrics.append({"type": "External", "external": {
-                "metric": {"name": f"s{index}-{trigger['type']}-{QUEUE}",
-                           "selector": {"matchLabels": {"scaledobject.keda.sh/name": name}}},
-                "target": {"type": "AverageValue", "averageValue": target}}})
+            metrics.append(
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {
+                            "name": f"s{index}-{trigger['type']}-{QUEUE}",
+                            "selector": {"matchLabels": {"scaledobject.keda.sh/name": name}},
+                        },
+                        "target": {"type": "AverageValue", "averageValue": target},
+                    },
+                }
+            )
     config = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
     hpa_spec: dict[str, Any] = {
         "scaleTargetRef": {key: spec["scaleTargetRef"][key] for key in ("apiVersion", "kind", "name")},
@@ -430,9 +491,12 @@ def _keda_hpa(scaled_object: dict[str, Any]) -> dict[str, Any]:
     }
     if "behavior" in config:
         hpa_spec["behavior"] = config["behavior"]
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": config.get("name", f"keda-hpa-{name}"), "namespace": NAMESPACE},
-            "spec": hpa_spec}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": config.get("name", f"keda-hpa-{name}"), "namespace": NAMESPACE},
+        "spec": hpa_spec,
+    }
 
 
 @pytest.mark.parametrize("docs", [BASE, RABBITMQ], ids=["redis", "rabbitmq"])
@@ -465,8 +529,10 @@ def test_pods_reference_resources_that_exist_and_let_the_secret_override_the_con
         pod = deployment["spec"]["template"]["spec"]
         assert ("ServiceAccount", pod["serviceAccountName"]) in names
         sources = _container(deployment)["envFrom"]
-        kinds = [("ConfigMap", s["configMapRef"]["name"]) if "configMapRef" in s else ("Secret", s["secretRef"]["name"])
-                 for s in sources]
+        kinds = [
+            ("ConfigMap", s["configMapRef"]["name"]) if "configMapRef" in s else ("Secret", s["secretRef"]["name"])
+            for s in sources
+        ]
         assert all(kind in names for kind in kinds)
         assert [kind for kind, _ in kinds] == ["ConfigMap", "Secret"], "the Secret must come last to override"
         assert _container(deployment)["image"].split(":")[0].rsplit("/", 1)[-1] == "s3thumbs"

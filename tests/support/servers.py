@@ -1,4 +1,10 @@
-"""Pytest plugin that provisions private Redis and RabbitMQ servers for the test session."""
+"""The pytest plugin that starts servers: the one way to get a private Redis, RabbitMQ or moto server.
+
+Fixtures: ``redis_server`` and ``rabbitmq_server`` (one per session, shared), ``redis_factory`` and
+``rabbitmq_factory`` (servers of a test's own, to stop, kill and restart), ``moto_server_url``. A
+fixture wider than a test starts its own Redis with ``start_redis``. A server that cannot start
+fails the test under CI and skips it elsewhere (``unavailable``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import kombu
 import pytest
 import redis
+from moto.server import ThreadedMotoServer
 
 __all__ = [
     "AMQP_URL_ENV",
@@ -31,8 +38,11 @@ __all__ = [
     "RabbitMQServer",
     "RedisProcess",
     "RedisServer",
+    "empty_rabbitmq",
+    "empty_redis",
     "free_port",
     "in_ci",
+    "start_redis",
     "unavailable",
 ]
 
@@ -585,6 +595,15 @@ def _launch_redis(
     )
 
 
+def start_redis(
+    directory: Path, *, appendonly: bool = False, appendfsync: str = "always", extra_args: Sequence[str] = ()
+) -> RedisProcess:
+    """Start a private redis-server in ``directory``; the caller kills it. Fails or skips when it cannot."""
+    return _require(
+        lambda: _launch_redis(directory, appendonly=appendonly, appendfsync=appendfsync, extra_args=extra_args)
+    )
+
+
 def _launch_rabbitmq(directory: Path) -> RabbitMQNode:
     scripts = _rabbitmq_scripts()
     if scripts is None:
@@ -600,7 +619,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtu
         shared = RedisServer(url)
         _require(lambda: shared.wait_ready(OVERRIDE_TIMEOUT), f" (from {REDIS_URL_ENV})")
         return shared
-    server = _require(lambda: _launch_redis(tmp_path_factory.mktemp("redis")))
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     request.addfinalizer(server.kill)
     return server
 
@@ -613,9 +632,7 @@ def redis_factory(
 
     def make(*, appendonly: bool = False, appendfsync: str = "always", extra_args: Sequence[str] = ()) -> RedisProcess:
         directory = tmp_path_factory.mktemp("redis-extra")
-        server = _require(
-            lambda: _launch_redis(directory, appendonly=appendonly, appendfsync=appendfsync, extra_args=extra_args)
-        )
+        server = start_redis(directory, appendonly=appendonly, appendfsync=appendfsync, extra_args=extra_args)
         request.addfinalizer(server.kill)
         return server
 
@@ -647,3 +664,31 @@ def rabbitmq_factory(
         return node
 
     return make
+
+
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    """The URL of moto's S3/SNS/SQS server on a free loopback port, for tests with real HTTP and processes."""
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def empty_redis(server: RedisServer, broker_db: int, backend_db: int) -> dict[str, str]:
+    """Broker and result-backend settings on two emptied databases of ``server``."""
+    for db in (broker_db, backend_db):
+        with server.client(db) as client:
+            client.flushdb()
+    return {"broker_url": server.url_for(broker_db), "result_backend": server.url_for(backend_db)}
+
+
+def empty_rabbitmq(url: str, *queues: str) -> str:
+    """Declare these durable queues on the RabbitMQ at ``url``, empty them, and return the URL."""
+    with kombu.Connection(url) as connection:
+        for name in queues:
+            queue = kombu.Queue(name, durable=True)(connection.default_channel)
+            queue.declare()
+            queue.purge()
+    return url

@@ -14,7 +14,9 @@ import boto3
 import httpx
 from PIL import Image
 
-from tests.services import group_alive, object_exists, s3thumbs_env, wait_for
+from tests.support import images
+from tests.support.buckets import object_exists
+from tests.support.processes import group_alive, s3thumbs_env, wait_for
 
 
 def read_lines(stream, into: queue.Queue) -> None:
@@ -27,8 +29,14 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
     env.pop("AWS_ACCESS_KEY_ID")
     env.pop("AWS_SECRET_ACCESS_KEY")
     with (tmp_path / "dev.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "s3thumbs", "dev"], env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "s3thumbs", "dev"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
     printed: dict[str, str] = {}
@@ -38,14 +46,17 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
             name, _, value = line.partition(": ")
             printed[name] = value
         assert printed["bucket"] == "uploads"
-        assert printed["upload"].endswith("aws --endpoint-url " + printed["S3 endpoint"]
-                                          + " s3 cp photo.jpg s3://uploads/photo.jpg")
-        s3 = boto3.client("s3", endpoint_url=printed["S3 endpoint"], region_name="us-east-1",
-                          aws_access_key_id=printed["access key"],
-                          aws_secret_access_key=printed["secret key"])
-        buffer = io.BytesIO()
-        Image.new("RGB", (1600, 1200), "teal").save(buffer, "JPEG")
-        s3.put_object(Bucket="uploads", Key="holiday/beach day.jpg", Body=buffer.getvalue())
+        assert printed["upload"].endswith(
+            "aws --endpoint-url " + printed["S3 endpoint"] + " s3 cp photo.jpg s3://uploads/photo.jpg"
+        )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=printed["S3 endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id=printed["access key"],
+            aws_secret_access_key=printed["secret key"],
+        )
+        s3.put_object(Bucket="uploads", Key="holiday/beach day.jpg", Body=images.jpeg(1600, 1200))
         for size, dims in {"128x128": (128, 96), "512x512": (512, 384), "1024x1024": (1024, 768)}.items():
             key = f"thumbnails/{size}/holiday/beach day.jpg"
             wait_for(lambda key=key: object_exists(s3, "uploads", key), 30, key)
@@ -66,8 +77,14 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
     from s3thumbs.demo import DEMO_IMAGES
 
     with (tmp_path / "dev.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "s3thumbs", "dev", "--demo"], env=s3thumbs_env(),
-                                   text=True, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "s3thumbs", "dev", "--demo"],
+            env=s3thumbs_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
     printed: dict[str, str] = {}
@@ -81,8 +98,11 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
             items = httpx.get(gallery + "gallery.json", timeout=5).json()["items"]
             return {item["key"]: item["status"] for item in items}
 
-        wait_for(lambda: set(outcomes().values()) <= {"written", "failed"} and len(outcomes()) == len(DEMO_IMAGES),
-                 60, "every demo image to be done or failed")
+        wait_for(
+            lambda: set(outcomes().values()) <= {"written", "failed"} and len(outcomes()) == len(DEMO_IMAGES),
+            60,
+            "every demo image to be done or failed",
+        )
         statuses = outcomes()
         assert statuses.pop("demo/not really an image.jpg") == "failed"
         assert set(statuses) == set(DEMO_IMAGES) - {"demo/not really an image.jpg"}

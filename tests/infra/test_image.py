@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 
 
@@ -19,8 +19,9 @@ def hadolint() -> str:
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([hadolint(), "--failure-threshold", "info", str(DOCKERFILE)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [hadolint(), "--failure-threshold", "info", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -36,7 +37,7 @@ def test_one_multi_stage_image_running_as_non_root_with_the_command_as_argument(
     assert len(stages) == 2
     assert stages[0].endswith(" AS build")
     assert any(line.startswith("COPY --from=build ") for line in lines)
-    final = lines[lines.index(stages[1]):]
+    final = lines[lines.index(stages[1]) :]
     assert not any(re.search(r"\b(gcc|build-essential|apt-get install)\b", line) for line in final)
     [user] = [line for line in final if line.startswith("USER ")]
     assert user.split()[1] not in ("root", "0")

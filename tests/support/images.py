@@ -42,9 +42,11 @@ _STORE = {
     8: Image.Transpose.ROTATE_270,
 }
 
-XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-       b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Secretville"/>'
-       b"</rdf:RDF></x:xmpmeta>")
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Secretville"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
 COMMENT = "Alice at home, 12 Secret Street"
 CAMERA = "PhoneMaker SecretPhone 15"
 IPTC_MARKER = b"Photoshop 3.0\x00"
@@ -93,9 +95,18 @@ def exif(orientation: int | None = None, gps: bool = False) -> Image.Exif:
 
 
 @cache
-def jpeg(w: int, h: int, orientation: int | None = None, progressive: bool = False, mode: str = "RGB",
-         exif_gps: bool = False, comment: str | None = None, icc: bytes | None = None,
-         xmp: bytes | None = None, quality: int = 90) -> bytes:
+def jpeg(
+    w: int,
+    h: int,
+    orientation: int | None = None,
+    progressive: bool = False,
+    mode: str = "RGB",
+    exif_gps: bool = False,
+    comment: str | None = None,
+    icc: bytes | None = None,
+    xmp: bytes | None = None,
+    quality: int = 90,
+) -> bytes:
     """A JPEG whose picture, displayed upright, is the w×h pattern.
 
     With an orientation the stored pixels are turned the way a camera stores them (so 5–8 are
@@ -155,11 +166,9 @@ def with_icc(fmt: str) -> bytes:
 def _srgb_to_lab(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
     """sRGB (0–1) to CIELAB under D50, through the D50-adapted sRGB matrix."""
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-    matrix = ((0.4360747, 0.3850649, 0.1430804), (0.2225045, 0.7168786, 0.0606169),
-              (0.0139322, 0.0971045, 0.7141733))
+    matrix = ((0.4360747, 0.3850649, 0.1430804), (0.2225045, 0.7168786, 0.0606169), (0.0139322, 0.0971045, 0.7141733))
     white = (0.9642, 1.0, 0.8249)
-    x, y, z = (sum(m * c for m, c in zip(row, linear, strict=True)) / w
-               for row, w in zip(matrix, white, strict=True))
+    x, y, z = (sum(m * c for m, c in zip(row, linear, strict=True)) / w for row, w in zip(matrix, white, strict=True))
 
     def f(t: float) -> float:
         return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
@@ -168,8 +177,7 @@ def _srgb_to_lab(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
 
 
 def _ink_transmittance(ink: str) -> tuple[float, ...]:
-    return tuple((c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4)
-                 for c in INKS[ink])
+    return tuple((c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4) for c in INKS[ink])
 
 
 def _linear_to_srgb(value: float) -> float:
@@ -194,16 +202,24 @@ def cmyk_profile() -> bytes:
                             light = [a * b for a, b in zip(light, _ink_transmittance(ink), strict=True)]
                     r, g, b = (_linear_to_srgb(v) for v in light)
                     lab = _srgb_to_lab((r, g, b))
-                    grid.append((round(lab[0] / 100 * 0xFF00), round((lab[1] + 128) * 256),
-                                 round((lab[2] + 128) * 256)))
+                    grid.append(
+                        (round(lab[0] / 100 * 0xFF00), round((lab[1] + 128) * 256), round((lab[2] + 128) * 256))
+                    )
     identity = (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x10000)
-    lut = (b"mft2" + bytes(4) + bytes((4, 3, 2, 0)) + struct.pack(">9i", *identity)
-           + struct.pack(">HH", 2, 2) + struct.pack(">8H", *(0, 0xFFFF) * 4)
-           + b"".join(struct.pack(">3H", *(min(max(v, 0), 0xFFFF) for v in entry)) for entry in grid)
-           + struct.pack(">6H", *(0, 0xFFFF) * 3))
+    lut = (
+        b"mft2"
+        + bytes(4)
+        + bytes((4, 3, 2, 0))
+        + struct.pack(">9i", *identity)
+        + struct.pack(">HH", 2, 2)
+        + struct.pack(">8H", *(0, 0xFFFF) * 4)
+        + b"".join(struct.pack(">3H", *(min(max(v, 0), 0xFFFF) for v in entry)) for entry in grid)
+        + struct.pack(">6H", *(0, 0xFFFF) * 3)
+    )
     name = b"s3thumbs test CMYK\x00"
-    desc = (b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(4) + bytes(4)
-            + bytes(2) + bytes(1) + bytes(67))
+    desc = (
+        b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(4) + bytes(4) + bytes(2) + bytes(1) + bytes(67)
+    )
     wtpt = b"XYZ " + bytes(4) + struct.pack(">3i", *(round(v * 65536) for v in (0.9642, 1.0, 0.8249)))
     text = b"text" + bytes(4) + b"public domain\x00"
     tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", text), (b"A2B0", lut)]
@@ -214,15 +230,28 @@ def cmyk_profile() -> bytes:
         table += signature + struct.pack(">II", offset + len(blobs), len(blob))
         blobs += blob
     size = offset + len(blobs)
-    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
-              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + struct.pack(">3i", *(round(v * 65536) for v in (0.9642, 1.0, 0.8249))) + bytes(4))
+    header = (
+        struct.pack(">I", size)
+        + bytes(4)
+        + struct.pack(">I", 0x02100000)
+        + b"prtrCMYKLab "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + bytes(24)
+        + struct.pack(">I", 0)
+        + struct.pack(">3i", *(round(v * 65536) for v in (0.9642, 1.0, 0.8249)))
+        + bytes(4)
+    )
     header += bytes(128 - len(header))
     return header + struct.pack(">I", len(tags)) + table + blobs
 
 
-CMYK_QUADRANTS = {"top_left": (255, 0, 0, 0), "top_right": (0, 255, 0, 0),
-                  "bottom_left": (0, 0, 255, 0), "bottom_right": (0, 0, 0, 255)}
+CMYK_QUADRANTS = {
+    "top_left": (255, 0, 0, 0),
+    "top_right": (0, 255, 0, 0),
+    "bottom_left": (0, 0, 255, 0),
+    "bottom_right": (0, 0, 0, 255),
+}
 
 
 @cache
@@ -242,8 +271,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def raw_png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes | None,
-            extra: bytes = b"") -> bytes:
+def raw_png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes | None, extra: bytes = b"") -> bytes:
     """A PNG assembled chunk by chunk; no IDAT at all when ``idat`` is None."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     body = _chunk(b"IHDR", header) + extra
@@ -255,8 +283,8 @@ def raw_png(width: int, height: int, bit_depth: int, colour_type: int, idat: byt
 def png_chunk_types(data: bytes) -> list[bytes]:
     kinds, position = [], 8
     while position < len(data):
-        length = struct.unpack(">I", data[position:position + 4])[0]
-        kinds.append(data[position + 4:position + 8])
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        kinds.append(data[position + 4 : position + 8])
         position += 12 + length
     return kinds
 
@@ -407,16 +435,20 @@ def large_jpeg(progressive: bool = False) -> bytes:
 
 def truncated(data: bytes) -> bytes:
     """The first half of ``data``."""
-    return data[:len(data) // 2]
+    return data[: len(data) // 2]
 
 
 EMPTY = b""
 TEXT = b"Hello, this is a text file that somebody uploaded as photo.jpg\n" * 20
 HTML = b"<!DOCTYPE html><html><body><img src='x.jpg'></body></html>\n"
-EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 32\n%%EndComments\n"
-       b"newpath 0 0 moveto 64 32 lineto stroke\nshowpage\n%%EOF\n")
-SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="32">'
-       b'<rect width="64" height="32" fill="red"/></svg>')
+EPS = (
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 32\n%%EndComments\n"
+    b"newpath 0 0 moveto 64 32 lineto stroke\nshowpage\n%%EOF\n"
+)
+SVG = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="32">'
+    b'<rect width="64" height="32" fill="red"/></svg>'
+)
 
 
 @cache

@@ -15,19 +15,21 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Queue
+from kombu import Connection
 from PIL import Image
 
-from tests.faults import FaultProxy, Results, send_thumbnail_task
-from tests.services import group_alive, object_exists, s3_client, s3thumbs_env, wait_for, worker
+from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import QUEUE
+from tests.support.buckets import SIZES, fresh_bucket, object_exists, s3_client
+from tests.support.processes import group_alive, s3thumbs_env, wait_for, worker
+from tests.support.publishing import Results, publish_events
+from tests.support.servers import empty_rabbitmq
 
 pytestmark = pytest.mark.slow
 
-SIZES = ("128x128", "512x512", "1024x1024")
 TASK_TIME_LIMIT = 8  # soft limit 6.4 s: a render takes about 2 s here
 MAX_RETRIES = 2  # longest countdown 2 s, so the visibility timeout must exceed 8 + 2 s
 VISIBILITY_TIMEOUT = 12
@@ -37,7 +39,7 @@ BUSY_SAMPLE = 0.4  # how long the pool process's CPU use is watched before the k
 
 
 @pytest.fixture(scope="session")
-def big_jpeg(tmp_path_factory) -> Path:
+def noise_jpeg_path(tmp_path_factory) -> Path:
     """A progressive JPEG of 58.5 MP of noise (~48 MB): decoding it takes a couple of seconds even
     with draft, as every coefficient must be entropy-decoded. Made once per session."""
     path = tmp_path_factory.mktemp("big") / "noise.jpg"
@@ -47,23 +49,13 @@ def big_jpeg(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def proxy(moto_endpoint):
-    with FaultProxy(moto_endpoint) as proxy:
-        yield proxy
-
-
 @pytest.fixture(params=["redis", "rabbitmq"])
-def brokers(request, redis_factory):
+def redelivering_brokers(request, redis_factory):
     """(kind, broker URL, result backend URL, Redis broker or None); the s3thumbs queue empty."""
     if request.param == "redis":
         server = redis_factory()
         return "redis", server.url_for(0), server.url_for(1), server
-    url = request.getfixturevalue("rabbitmq_server").url
-    with Connection(url) as connection:
-        queue = Queue("s3thumbs", durable=True)(connection.default_channel)
-        queue.declare()
-        queue.purge()
+    url = empty_rabbitmq(request.getfixturevalue("rabbitmq_server").url, QUEUE)
     return "rabbitmq", url, redis_factory().url_for(1), None
 
 
@@ -89,23 +81,29 @@ def cpu_seconds_of_children(pgid: int) -> float:
 
 
 def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
-        brokers, proxy, moto_endpoint, big_jpeg, tmp_path):
-    kind, broker_url, backend_url, redis_broker = brokers
-    s3 = s3_client(moto_endpoint)
-    bucket = f"death-{uuid.uuid4().hex[:12]}"
+    redelivering_brokers, fault_proxy, moto_server_url, noise_jpeg_path, tmp_path
+):
+    kind, broker_url, backend_url, redis_broker = redelivering_brokers
+    s3 = s3_client(moto_server_url)
+    bucket = fresh_bucket(s3, "death")
     key = "huge/noise.jpg"
     source = f"/{bucket}/{key}"
-    s3.create_bucket(Bucket=bucket)
-    with big_jpeg.open("rb") as body:
+    with noise_jpeg_path.open("rb") as body:
         etag = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/jpeg")["ETag"].strip('"')
-    env = s3thumbs_env(broker_url=broker_url, result_backend=backend_url, s3_endpoint_url=proxy.url,
-                       task_time_limit=str(TASK_TIME_LIMIT), max_retries=str(MAX_RETRIES),
-                       visibility_timeout=str(VISIBILITY_TIMEOUT))
-    task_id = send_thumbnail_task(broker_url, bucket, key, etag)
-    results = Results(backend_url)
-    try:
+    env = s3thumbs_env(
+        broker_url=broker_url,
+        result_backend=backend_url,
+        s3_endpoint_url=fault_proxy.url,
+        task_time_limit=str(TASK_TIME_LIMIT),
+        max_retries=str(MAX_RETRIES),
+        visibility_timeout=str(VISIBILITY_TIMEOUT),
+    )
+    [task_id] = publish_events(broker_url, [ObjectEvent("created", bucket, key, "ObjectCreated:Put", etag=etag)])
+    with Results(backend_url) as results:
         with worker(env, tmp_path / "worker-1.log") as first:
-            downloaded = wait_for(lambda: proxy.exchanges("GET", source), 60, "the first worker to read the source")
+            downloaded = wait_for(
+                lambda: fault_proxy.exchanges("GET", source), 60, "the first worker to read the source"
+            )
             cpu_before = cpu_seconds_of_children(first.process.pid)
             time.sleep(BUSY_SAMPLE)
             busy = (cpu_seconds_of_children(first.process.pid) - cpu_before) / BUSY_SAMPLE
@@ -113,10 +111,11 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
             killed = time.monotonic()
             first.process.wait(10)
             wait_for(lambda: not group_alive(first.process.pid), 10, "every process of the first worker to die")
-        first_delivery = proxy.exchanges(path=source)[0].started
+        first_delivery = fault_proxy.exchanges(path=source)[0].started
         render_started = downloaded[0].ended
-        assert not [e for e in proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")], \
+        assert not [e for e in fault_proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")], (
             "the first worker wrote thumbnails before it was killed: the kill did not land mid-render"
+        )
         assert results.of(task_id).state not in ("SUCCESS", "FAILURE")
         assert busy >= 0.3, f"the pool process used {busy:.0%} of a CPU just before the kill: not rendering"
 
@@ -136,24 +135,26 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
                 assert object_exists(s3, bucket, f"thumbnails/{size}/{key}"), size
             assert f"s3thumbs.thumbnail[{task_id}] received" in second.log()
             if kind == "redis":
+
                 def settled() -> bool:
                     with redis_broker.client(0) as client:
                         return client.llen("s3thumbs") == 0 and client.hlen("unacked") == 0
+
                 wait_for(settled, 10, "LLEN s3thumbs and HLEN unacked to be 0")
             else:
                 wait_for(lambda: ready_on_rabbitmq(broker_url) == 0, 10, "the RabbitMQ queue to be empty")
-    finally:
-        results.close()
 
-    gets = proxy.exchanges("GET", source)
+    gets = fault_proxy.exchanges("GET", source)
     assert len(gets) == 2, "one read by the killed worker, one by the new one"
-    redelivered = min(e.started for e in proxy.exchanges(path=source) if e.started > killed)
-    puts = [e for e in proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")]
+    redelivered = min(e.started for e in fault_proxy.exchanges(path=source) if e.started > killed)
+    puts = [e for e in fault_proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")]
     render_window = min(e.started for e in puts) - gets[1].ended
-    print(f"{kind}: killed {killed - render_started:.2f} s into rendering (a render takes {render_window:.2f} s) "
-          f"with the pool process at {busy:.0%} CPU; "
-          f"redelivered {redelivered - first_delivery:.1f} s after the first delivery, "
-          f"{redelivered - killed:.1f} s after the kill, {redelivered - started:.1f} s after the new worker started")
+    print(
+        f"{kind}: killed {killed - render_started:.2f} s into rendering (a render takes {render_window:.2f} s) "
+        f"with the pool process at {busy:.0%} CPU; "
+        f"redelivered {redelivered - first_delivery:.1f} s after the first delivery, "
+        f"{redelivered - killed:.1f} s after the kill, {redelivered - started:.1f} s after the new worker started"
+    )
     assert killed - render_started < render_window, "the kill came after rendering would have ended"
     if kind == "redis":
         assert redelivered - first_delivery >= VISIBILITY_TIMEOUT - 0.5

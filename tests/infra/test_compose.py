@@ -13,7 +13,7 @@ import yaml
 from s3thumbs.config import Settings
 from s3thumbs.keys import normalize_prefix
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -33,8 +33,16 @@ def compose(env: dict[str, str] | None = None) -> dict:
     return interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), env or {})
 
 
-ENVS = [{}, {"S3THUMBS_AUTH_TOKEN": "a-real-secret", "S3THUMBS_BUCKET": "photos", "MINIO_ROOT_USER": "admin",
-             "MINIO_ROOT_PASSWORD": "long-password", "S3THUMBS_INCLUDE_PREFIX": "originals/"}]
+ENVS = [
+    {},
+    {
+        "S3THUMBS_AUTH_TOKEN": "a-real-secret",
+        "S3THUMBS_BUCKET": "photos",
+        "MINIO_ROOT_USER": "admin",
+        "MINIO_ROOT_PASSWORD": "long-password",
+        "S3THUMBS_INCLUDE_PREFIX": "originals/",
+    },
+]
 
 
 def webhook_settings(minio: dict) -> dict[str, tuple[str, str]]:
@@ -94,10 +102,11 @@ def test_the_bucket_is_subscribed_to_put_and_delete_only(env):
     init = services["minio-init"]
     script = init["command"][0]
     shell_env = dict(init["environment"])
-    words = shlex.split(re.sub(r"\$\{INCLUDE_PREFIX:\+([^}]*)\}",
-                               lambda m: m[1] if shell_env["INCLUDE_PREFIX"] else "", script))
+    words = shlex.split(
+        re.sub(r"\$\{INCLUDE_PREFIX:\+([^}]*)\}", lambda m: m[1] if shell_env["INCLUDE_PREFIX"] else "", script)
+    )
     words = [re.sub(r"\$(\w+)", lambda m: shell_env[m[1]], w) for w in words]
-    add = words[words.index("add") - 1:]
+    add = words[words.index("add") - 1 :]
     assert add[:2] == ["event", "add"]
     bucket = add[2].removeprefix("local/")
     assert add[3] == f"arn:minio:sqs::{webhook_settings(services['minio'])['ENABLE'][0]}:webhook"

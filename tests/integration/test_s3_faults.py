@@ -1,0 +1,288 @@
+"""S3 faults: transient ones are retried with backoff until they pass, lasting ones end the task after a
+bounded number of attempts, permanent ones are never retried.
+
+A real worker (prefork) talks to moto's server through ``FaultProxy``, which injects the faults and
+records every request with its timestamps, so requests are counted where S3 would count them
+(botocore's own retries included). Task runs are counted from the worker log: Celery logs
+``Task s3thumbs.thumbnail[<id>] received`` for every delivery, the first and each retry.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from s3thumbs.events import ObjectEvent
+from s3thumbs.storage import make_client
+from tests.support import images
+from tests.support.buckets import fresh_bucket, nothing_written, s3_client, thumbnails_written, upload
+from tests.support.faults import (
+    ACCESS_DENIED,
+    CLOSE_BEFORE_RESPONSE,
+    DROP_MID_BODY,
+    INTERNAL_ERROR,
+    NO_SUCH_KEY,
+    PRECONDITION_FAILED,
+    SLOW_DOWN,
+    outcome_of,
+)
+from tests.support.processes import Service, s3thumbs_env, wait_for, worker
+from tests.support.publishing import Results, publish_events
+from tests.support.servers import start_redis
+
+MAX_RETRIES = 2  # so a task runs at most 3 times
+BROKER_DB, BACKEND_DB = 0, 1
+
+
+def botocore_attempts() -> int:
+    """Requests per S3 call, first one included, as the worker's client is configured."""
+    return int(make_client("http://127.0.0.1:9").meta.config.retries["total_max_attempts"])
+
+
+@pytest.fixture(scope="module")
+def faults_redis(tmp_path_factory):
+    """A Redis of this module's own: broker and result backend of its worker."""
+    server = start_redis(tmp_path_factory.mktemp("s3-faults-redis"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def faulty_s3_worker(faults_redis, fault_proxy, tmp_path_factory):
+    """A worker whose S3 endpoint is the fault proxy; yields (worker service, results reader)."""
+    env = s3thumbs_env(
+        broker_url=faults_redis.url_for(BROKER_DB),
+        result_backend=faults_redis.url_for(BACKEND_DB),
+        s3_endpoint_url=fault_proxy.url,
+        max_retries=str(MAX_RETRIES),
+    )
+    # I/O-bound tasks: enough processes that retries falling due together do not wait for each other
+    log = tmp_path_factory.mktemp("s3-faults") / "worker.log"
+    with worker(env, log, "--concurrency", "4") as service, Results(faults_redis.url_for(BACKEND_DB)) as results:
+        yield service, results
+
+
+@pytest.fixture
+def moto_server_s3(moto_server_url):
+    """An S3 client of moto's server itself, past the proxy: what the test sets up and checks."""
+    return s3_client(moto_server_url)
+
+
+@pytest.fixture
+def faults_bucket(moto_server_s3, fault_proxy):
+    """A fresh bucket; the proxy's rules are forgotten after the test."""
+    yield fresh_bucket(moto_server_s3, "faults")
+    fault_proxy.reset()
+
+
+def upload_photo(s3, bucket: str, key: str) -> str:
+    return upload(s3, bucket, key, images.jpeg(1200, 800))
+
+
+def publish(redis_server, bucket: str, key: str, etag: str) -> str:
+    """Ask the worker for the thumbnails of this version of the source; the task's id."""
+    event = ObjectEvent("created", bucket, key, "ObjectCreated:Put", etag=etag)
+    [task_id] = publish_events(redis_server.url_for(BROKER_DB), [event])
+    return task_id
+
+
+def runs(service: Service, task_id: str) -> int:
+    """How many times the worker received this task (first delivery and retries)."""
+    return service.log().count(f"s3thumbs.thumbnail[{task_id}] received")
+
+
+def settled(redis_server) -> bool:
+    """The broker holds nothing: no task waiting and none delivered but unacknowledged."""
+    with redis_server.client(BROKER_DB) as client:
+        return client.llen("s3thumbs") == 0 and client.hlen("unacked") == 0
+
+
+def test_error_replies_and_closed_connections_are_retried_until_every_thumbnail_appears(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/flaky.jpg"
+    source = f"/{bucket}/{key}"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    attempts = botocore_attempts()
+    # 1st run: every one of botocore's attempts fails (503 SlowDown, 500 InternalError, connections
+    # closed before any answer), so the task retries; 2nd run: one more 503, retried by botocore,
+    # then the real object. One thumbnail's PUT fails once too.
+    first_run = [SLOW_DOWN, INTERNAL_ERROR] + [CLOSE_BEFORE_RESPONSE] * (attempts - 2)
+    fault_proxy.inject("GET", source, *first_run, SLOW_DOWN)
+    fault_proxy.inject("PUT", f"/{bucket}/thumbnails/512x512/{key}", INTERNAL_ERROR)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 60)
+
+    assert result.state == "SUCCESS", result.result
+    assert result.result["status"] == "written"
+    assert thumbnails_written(moto_server_s3, bucket, key)
+    outcomes = [e.outcome for e in fault_proxy.exchanges("GET", source)]
+    assert outcomes == [outcome_of(fault) for fault in first_run] + ["SlowDown", "200"]
+    assert runs(service, task_id) == 2, "the task must have run exactly twice"
+    assert [e.outcome for e in fault_proxy.exchanges("PUT", f"/{bucket}/thumbnails/512x512/{key}")] == [
+        "InternalError",
+        "200",
+    ]
+    wait_for(lambda: settled(faults_redis), 10, "the task to be acknowledged")
+
+
+def test_a_body_cut_short_is_retried_until_every_thumbnail_appears(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    """The connection drops after the headers and half the body: botocore has already returned the
+    response, so only the task can retry it."""
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/cut.jpg"
+    source = f"/{bucket}/{key}"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    fault_proxy.inject("GET", source, DROP_MID_BODY)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 60)
+
+    assert result.state == "SUCCESS", f"a body cut short must be retried, got {result.result!r}"
+    assert result.result["status"] == "written"
+    assert thumbnails_written(moto_server_s3, bucket, key)
+    assert [e.outcome for e in fault_proxy.exchanges("GET", source)] == ["drop mid-body", "200"]
+    assert runs(service, task_id) == 2
+    wait_for(lambda: settled(faults_redis), 10, "the task to be acknowledged")
+
+
+@pytest.mark.slow
+def test_a_fault_that_outlasts_every_retry_fails_the_task_after_bounded_attempts(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    """3 runs × botocore's 3 attempts, each with its backoff (up to 1 + 2 s per run)."""
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/down.jpg"
+    source = f"/{bucket}/{key}"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    fault_proxy.inject("GET", source, forever=SLOW_DOWN)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 90)
+
+    assert result.state == "FAILURE"
+    assert "SlowDown" in repr(result.result)
+    wait_for(lambda: settled(faults_redis), 10, "the failed task to be acknowledged")
+    gets = fault_proxy.exchanges("GET", source)
+    assert runs(service, task_id) == 1 + MAX_RETRIES
+    assert len(gets) == (1 + MAX_RETRIES) * botocore_attempts()
+    assert {e.outcome for e in gets} == {"SlowDown"}
+    assert nothing_written(moto_server_s3, bucket)
+    # botocore backs off within a run: its n-th retry waits uniform [0, 2**(n-1)) s
+    attempts = botocore_attempts()
+    for run in range(1 + MAX_RETRIES):
+        requests = gets[run * attempts : (run + 1) * attempts]
+        for n, (failed, retried) in enumerate(zip(requests, requests[1:], strict=False), start=1):
+            assert retried.started - failed.ended <= 2 ** (n - 1) + 0.5, f"run {run + 1}, botocore retry {n}"
+    assert gets[-1].started - gets[0].started > 1.0, "every attempt within a second: no backoff at all"
+    print(f"GETs at +s: {[round(e.started - gets[0].started, 2) for e in gets]}")
+    time.sleep(2.5)  # longer than the longest countdown (2 s): nothing more comes once the task failed
+    assert len(fault_proxy.exchanges("GET", source)) == len(gets)
+    assert runs(service, task_id) == 1 + MAX_RETRIES
+
+
+def test_retries_back_off_exponentially_with_full_jitter(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    """Countdowns are uniform in [0, 2**n] whole seconds (n = retries so far), so they cannot be
+    pinned per task: six tasks give twelve of them, which must respect their caps, and can be all
+    zero (no backoff) or all at their caps (no jitter) only with probability 6**-6 each."""
+    service, results = faulty_s3_worker
+    bucket = faults_bucket
+    keys = [f"photos/changing-{n}.jpg" for n in range(6)]
+    etags = {key: upload_photo(moto_server_s3, bucket, key) for key in keys}
+    # "The source changed while it was read" (412 to the GET's If-Match) is retried by the task and
+    # not by botocore: one GET per run, and the next request for the source starts the next run, so
+    # the gap between them is the countdown.
+    fault_proxy.inject(
+        "GET", re.compile(re.escape(f"/{bucket}/photos/changing-") + r"\d\.jpg"), forever=PRECONDITION_FAILED
+    )
+
+    task_ids = {key: publish(faults_redis, bucket, key, etags[key]) for key in keys}
+    for task_id in task_ids.values():
+        result = results.wait_ready(task_id, 60)
+        assert result.state == "FAILURE"
+        assert "changed" in str(result.result)
+
+    countdowns = []
+    for key in keys:
+        seen = fault_proxy.exchanges(path=f"/{bucket}/{key}")
+        gets = [i for i, e in enumerate(seen) if e.method == "GET"]
+        assert len(gets) == runs(service, task_ids[key]) == 1 + MAX_RETRIES, key
+        for retry, i in enumerate(gets[:-1]):
+            gap = seen[i + 1].started - seen[i].ended
+            cap = 2**retry
+            assert -0.05 <= gap <= cap + 0.75, f"{key}: retry {retry + 1} waited {gap:.2f} s, its cap is {cap} s"
+            countdowns.append((retry, round(gap)))
+    print(f"countdowns (retries so far, seconds): {countdowns}")
+    assert any(seconds > 0 for _, seconds in countdowns), "every retry ran at once: no backoff"
+    assert not all(seconds == 2**retry for retry, seconds in countdowns), "every countdown at its cap: no jitter"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_access_denied_fails_the_task_once_without_retry(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis, method
+):
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/secret.jpg"
+    source = f"/{bucket}/{key}"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    fault_proxy.inject(method, source, forever=ACCESS_DENIED)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 30)
+
+    assert result.state == "FAILURE"
+    assert ("AccessDenied" if method == "GET" else "403") in str(result.result)
+    wait_for(lambda: settled(faults_redis), 10, "the failed task to be acknowledged")
+    assert len(fault_proxy.exchanges(method, source)) == 1, "403 must be retried neither by botocore nor by the task"
+    assert runs(service, task_id) == 1
+    assert nothing_written(moto_server_s3, bucket)
+
+
+def test_a_source_deleted_before_the_task_runs_ends_quietly(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/gone.jpg"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    moto_server_s3.delete_object(Bucket=bucket, Key=key)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 30)
+
+    assert result.state == "SUCCESS", result.result
+    assert result.result["status"] == "gone"
+    assert result.result["thumbnails"] == []
+    wait_for(lambda: settled(faults_redis), 10, "the task to be acknowledged")
+    assert runs(service, task_id) == 1
+    assert len(fault_proxy.exchanges("HEAD", f"/{bucket}/{key}")) == 1
+    assert fault_proxy.exchanges("GET", f"/{bucket}/{key}") == []
+    assert nothing_written(moto_server_s3, bucket)
+
+
+def test_a_source_that_vanishes_between_look_and_read_ends_quietly(
+    faulty_s3_worker, fault_proxy, moto_server_s3, faults_bucket, faults_redis
+):
+    service, results = faulty_s3_worker
+    bucket, key = faults_bucket, "photos/vanishing.jpg"
+    source = f"/{bucket}/{key}"
+    etag = upload_photo(moto_server_s3, bucket, key)
+    fault_proxy.inject("GET", source, forever=NO_SUCH_KEY)
+
+    task_id = publish(faults_redis, bucket, key, etag)
+    result = results.wait_ready(task_id, 30)
+
+    assert result.state == "SUCCESS", result.result
+    assert result.result["status"] == "gone"
+    wait_for(lambda: settled(faults_redis), 10, "the task to be acknowledged")
+    assert runs(service, task_id) == 1
+    assert len(fault_proxy.exchanges("GET", source)) == 1
+    assert not [e for e in fault_proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")]
+    assert nothing_written(moto_server_s3, bucket)

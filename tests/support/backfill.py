@@ -1,0 +1,50 @@
+"""What backfill looks at: small sources, thumbnails written as the worker writes them, and what a run enqueues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from s3thumbs.backfill import Plan, Summary, run
+from s3thumbs.imaging import RenderSpec
+from s3thumbs.keys import Layout, Size
+from tests.support import buckets, images
+
+SIZES = (Size(64, 64), Size(16, 16))
+FINGERPRINT = RenderSpec(SIZES).fingerprint
+LAYOUT = Layout()
+
+
+def tiny_png(shade: int = 0) -> bytes:
+    return images.solid("PNG", 8, 8, (shade, 100, 200))
+
+
+def upload(s3: Any, key: str, body: bytes | None = None, bucket: str = "photos") -> str:
+    """Put a source (a tiny PNG unless ``body`` is given) and return its eTag."""
+    return buckets.upload(s3, bucket, key, tiny_png() if body is None else body)
+
+
+def thumbnails(
+    s3: Any,
+    key: str,
+    etag: str,
+    fingerprint: str = FINGERPRINT,
+    sizes: tuple[Size, ...] = SIZES,
+    bucket: str = "photos",
+) -> None:
+    """Thumbnails as the worker writes them: every size, with the source eTag and settings hash."""
+    for size in sizes:
+        s3.put_object(
+            Bucket=bucket,
+            Key=LAYOUT.thumbnail_key(key, size),
+            Body=b"t",
+            Metadata={"s3thumbs-source-etag": etag, "s3thumbs-settings": fingerprint},
+        )
+
+
+def enqueued(plan: Plan, prefix: str = "", **options: Any) -> tuple[Summary, list[str]]:
+    """Run backfill of ``photos``; its summary and the keys it enqueued, which must be the ones it names."""
+    published: list[Any] = []
+    summary = run(plan, "photos", prefix, published.extend, **options)
+    assert sorted(e.key for e in published) == sorted(summary.keys)
+    assert all(e.bucket == "photos" and e.action == "created" for e in published)
+    return summary, sorted(e.key for e in published)
