@@ -34,7 +34,12 @@ TASK_TIME_LIMIT = 8  # soft limit 6.4 s: a render takes about 2 s here
 MAX_RETRIES = 2  # longest countdown 2 s, so the visibility timeout must exceed 8 + 2 s
 VISIBILITY_TIMEOUT = 12
 RESTORE_SWEEP = 10  # kombu's unacked_restore_interval (default) × unacked_restore_throttle (1)
-WORKER_START = 15  # generous: a worker is usually consuming within 2-3 s
+# How late a delivery the broker has let go may be logged by the worker that takes it: a timer's lateness
+# and one fetch, however long the worker took to start (every bound is counted from what it logged).
+DELIVERY_SLACK = 1.0
+# The unacked timestamp is taken a moment before the receipt is logged (lines carry milliseconds).
+LOG_SLACK = 0.5
+WORKER_START = 60  # how long a worker may take to start consuming before the test gives up on it
 BUSY_SAMPLE = 0.4  # how long the pool process's CPU use is watched before the kill
 
 
@@ -99,6 +104,7 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
         visibility_timeout=str(VISIBILITY_TIMEOUT),
     )
     [task_id] = publish_events(broker_url, [ObjectEvent("created", bucket, key, "ObjectCreated:Put", etag=etag)])
+    received = f"Task s3thumbs.thumbnail[{task_id}] received"
     with Results(backend_url) as results:
         with worker(env, tmp_path / "worker-1.log") as first:
             downloaded = wait_for(
@@ -111,7 +117,6 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
             killed = time.monotonic()
             first.process.wait(10)
             wait_for(lambda: not group_alive(first.process.pid), 10, "every process of the first worker to die")
-        first_delivery = fault_proxy.exchanges(path=source)[0].started
         render_started = downloaded[0].ended
         assert not [e for e in fault_proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")], (
             "the first worker wrote thumbnails before it was killed: the kill did not land mid-render"
@@ -127,13 +132,12 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
             wait_for(lambda: ready_on_rabbitmq(broker_url) == 1, 5, "RabbitMQ to requeue the delivery")
 
         with worker(env, tmp_path / "worker-2.log") as second:
-            started = time.monotonic()
-            result = results.wait_ready(task_id, VISIBILITY_TIMEOUT + RESTORE_SWEEP + WORKER_START + 30)
+            result = results.wait_ready(task_id, VISIBILITY_TIMEOUT + RESTORE_SWEEP + WORKER_START)
             assert result.state == "SUCCESS", result.result
             assert result.result["status"] == "written"
             for size in SIZES:
                 assert object_exists(s3, bucket, f"thumbnails/{size}/{key}"), size
-            assert f"s3thumbs.thumbnail[{task_id}] received" in second.log()
+            assert received in second.log()
             if kind == "redis":
 
                 def settled() -> bool:
@@ -146,18 +150,27 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
 
     gets = fault_proxy.exchanges("GET", source)
     assert len(gets) == 2, "one read by the killed worker, one by the new one"
-    redelivered = min(e.started for e in fault_proxy.exchanges(path=source) if e.started > killed)
     puts = [e for e in fault_proxy.exchanges("PUT") if e.path.startswith(f"/{bucket}/")]
     render_window = min(e.started for e in puts) - gets[1].ended
+    # When each worker logged taking the task, and when the new one was ready to: the bounds below are
+    # counted from these, so a worker slow to start (a loaded machine) moves them rather than fails them.
+    first_received, second_ready, redelivered = (
+        first.logged_at(received),
+        second.logged_at(" ready."),
+        second.logged_at(received),
+    )
     print(
         f"{kind}: killed {killed - render_started:.2f} s into rendering (a render takes {render_window:.2f} s) "
-        f"with the pool process at {busy:.0%} CPU; "
-        f"redelivered {redelivered - first_delivery:.1f} s after the first delivery, "
-        f"{redelivered - killed:.1f} s after the kill, {redelivered - started:.1f} s after the new worker started"
+        f"with the pool process at {busy:.0%} CPU; redelivered {redelivered - first_received:.1f} s after the "
+        f"first delivery, {redelivered - second_ready:.1f} s after the new worker was ready"
     )
     assert killed - render_started < render_window, "the kill came after rendering would have ended"
     if kind == "redis":
-        assert redelivered - first_delivery >= VISIBILITY_TIMEOUT - 0.5
-        assert redelivered - first_delivery <= VISIBILITY_TIMEOUT + RESTORE_SWEEP + WORKER_START
+        # Not before the visibility timeout has passed since the first delivery, and at the latest by the
+        # first restore sweep of the new worker after that (it sweeps as it starts, then every 10 s).
+        assert redelivered - first_received >= VISIBILITY_TIMEOUT - LOG_SLACK
+        due = max(first_received + VISIBILITY_TIMEOUT, second_ready)
+        assert redelivered - due <= RESTORE_SWEEP + DELIVERY_SLACK
     else:
-        assert redelivered - killed <= WORKER_START + 5
+        # Already back on the queue: the new worker takes it as soon as it consumes.
+        assert redelivered - second_ready <= DELIVERY_SLACK

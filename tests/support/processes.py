@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,7 @@ import httpx
 from tests.support.servers import LOOPBACK, free_port
 
 REGION = "us-east-1"
+_CELERY_TIMESTAMP = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): ")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 
@@ -72,6 +75,14 @@ class Service:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def logged_at(self, text: str) -> float:
+        """When the first line containing ``text`` was logged (a Unix time), from the timestamp Celery's
+        worker puts on each line: ``[2026-01-01 12:00:00,123: INFO/MainProcess] ...``."""
+        for line in self.log().splitlines():
+            if text in line and (stamp := _CELERY_TIMESTAMP.match(line)):
+                return datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        raise AssertionError(f"no timestamped line with {text!r} in {self.log_path}")
 
     def wait_log(self, text: str, timeout: float = 30, count: int = 1) -> None:
         def seen() -> bool:
