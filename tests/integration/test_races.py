@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 from celery.result import AsyncResult
@@ -93,16 +92,18 @@ def test_an_old_event_after_an_overwrite_leaves_the_new_content(
 
 @pytest.mark.slow
 def test_an_overwrite_during_rendering_is_not_overwritten_by_stale_thumbnails(
-    moto_server_url, race_env, race_bucket, race_results, slow_jpeg, tmp_path
+    moto_server_url, race_env, race_bucket, race_results, fault_proxy, slow_jpeg, tmp_path
 ):
+    """The worker reads S3 through the (fault-free) proxy, so the test sees when the source's download
+    has ended: the overwrite comes then, while the old content is being rendered."""
     s3 = s3_client(moto_server_url)
     old = s3.put_object(Bucket=race_bucket, Key="racy.jpg", Body=slow_jpeg)["ETag"].strip('"')
-    with worker(race_env, tmp_path / "worker.log") as service:
+    env = race_env | {"S3THUMBS_S3_ENDPOINT_URL": fault_proxy.url}
+    with worker(env, tmp_path / "worker.log") as service:
         [result] = publish(
-            race_env, race_results, ObjectEvent("created", race_bucket, "racy.jpg", "ObjectCreated:Put", etag=old)
+            env, race_results, ObjectEvent("created", race_bucket, "racy.jpg", "ObjectCreated:Put", etag=old)
         )
-        service.wait_log("] received")
-        time.sleep(0.5)  # past the task's first look at the source, well inside its download and render
+        wait_for(lambda: fault_proxy.exchanges("GET", f"/{race_bucket}/racy.jpg"), 30, "the source's download")
         new = s3.put_object(Bucket=race_bucket, Key="racy.jpg", Body=images.jpeg(640, 480))["ETag"].strip('"')
         wait_for(result.ready, 60, "the task to settle")
         assert result.state == "SUCCESS", result.result
