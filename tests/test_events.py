@@ -34,6 +34,9 @@ def notification(body: bytes | str) -> Notification:
     return parsed
 
 
+# Shorthands over tests.support.notifications for the tables below: bodies as bytes, keys as on the wire.
+
+
 def record(key: Any, event_name: Any = "ObjectCreated:Put", bucket: Any = "photos") -> dict[str, Any]:
     """An S3 record with ``key`` exactly as given on the wire."""
     return s3_record(bucket, key, event=event_name, encoded=False)
