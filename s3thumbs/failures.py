@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from s3thumbs.status import backend_redis
+from s3thumbs.redisbackend import backend_redis
 
 logger = logging.getLogger(__name__)
 

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds a request waits for the broker before answering 503 (SNS gives up on a request after 15).
 PUBLISH_TIMEOUT = 5.0
+# Seconds /readyz waits for the broker's answer: a probe needs one soon.
+READY_TIMEOUT = 3.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Fetches an SNS SubscribeURL (an https URL on an AWS SNS host) to confirm a subscription.
 Confirm = Callable[[str], None]
@@ -95,8 +97,13 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """``GET /readyz``: 200 while the broker answers, else 503."""
-    if await run_in_threadpool(_receiving(request).ready):
+    """``GET /readyz``: 200 while the broker answers, else 503 (within ``READY_TIMEOUT``)."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            ready = await run_in_threadpool(_receiving(request).ready)
+    except TimeoutError:  # a broker that accepts connections and never answers is not ready
+        ready = False
+    if ready:
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "broker unavailable"}, 503)
 

@@ -1,9 +1,9 @@
-"""What happened to recent uploads: one small record per source in Redis, for the gallery.
+"""What happened to recent uploads: one small record per source, for the gallery.
 
-The store lives in the result backend's Redis and forgets by itself (a TTL on every record, and
-only the newest ``keep`` sources are indexed). It is a window for people, not a ledger: writing
-to it never decides whether work happens, so a failure to write is logged and ignored. The
-receiver writes through ``BackgroundStatuses``, so that no request ever waits for Redis.
+Records go to a store (``redisbackend.StatusStore`` in the result backend's Redis, or
+``InProcessStatuses`` in ``s3thumbs dev``). It is a window for people, not a ledger: writing to
+it never decides whether work happens, so a failure to write is logged and ignored. The receiver
+writes through ``BackgroundStatuses``, so that no request ever waits for a store.
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-import redis
-
-from s3thumbs.errors import StoreUnavailable
 from s3thumbs.events import Ignored, ObjectEvent
 
 logger = logging.getLogger(__name__)
 
-RECENT = "s3thumbs:recent"
-RECORD_PREFIX = "s3thumbs:status:"
-TTL_SECONDS = 7 * 24 * 3600
 KEEP = 1000
-# The receiver's writes wait at most this long for Redis, in a thread of their own.
-RECEIVER_TIMEOUT_SECONDS = 1.0
 # Records waiting for that thread; past this many, new ones are dropped (and counted in the log).
 PENDING_WRITES = 1000
 # A store that does not answer would drop a record per request: warn at the first drop, then per this many.
@@ -74,13 +66,6 @@ def skipped_records(items: Sequence[Ignored]) -> list[Record]:
     return [Record(item.bucket, item.key, "skipped", reason=item.reason) for item in items]
 
 
-def backend_redis(url: str | None, timeout: float) -> redis.Redis | None:
-    """A client of the result backend's Redis, or None when the backend is off or is not Redis."""
-    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
 class Statuses(Protocol):
     """Where records go: Redis (``StatusStore``) or, in ``s3thumbs dev``, this process."""
 
@@ -113,56 +98,6 @@ class InProcessStatuses:
     def recent(self, limit: int = 60) -> list[Record]:
         with self._lock:
             return sorted(self._records.values(), key=lambda r: r.at, reverse=True)[:limit]
-
-
-class StatusStore:
-    """Records in Redis: ``s3thumbs:status:{bucket}/{key}`` plus a time-ordered index."""
-
-    def __init__(self, client: redis.Redis, ttl: int = TTL_SECONDS, keep: int = KEEP) -> None:
-        self.client = client
-        self.ttl = ttl
-        self.keep = keep
-
-    @classmethod
-    def from_backend(cls, url: str | None, timeout: float = 2.0) -> StatusStore | None:
-        """The store in the result backend's Redis, or None when the backend is off or not Redis."""
-        client = backend_redis(url, timeout)
-        return None if client is None else cls(client)
-
-    def save(self, records: Iterable[Record], *, keep_existing: bool = False) -> None:
-        """Write records in one round trip; log and carry on when Redis does not answer.
-
-        ``keep_existing`` leaves a source's record alone when it has one: the receiver's "queued"
-        must never overwrite what a fast worker already wrote.
-        """
-        batch = list(records)
-        if not batch:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for record in batch:
-            pipe.set(RECORD_PREFIX + record.member, record.to_json(), ex=self.ttl, nx=keep_existing)
-            pipe.zadd(RECENT, {record.member: record.at})
-        pipe.zremrangebyrank(RECENT, 0, -self.keep - 1)
-        pipe.expire(RECENT, self.ttl)
-        try:
-            pipe.execute()
-        except redis.RedisError as e:
-            logger.warning("status store: could not record %d objects: %s", len(batch), e)
-
-    def recent(self, limit: int = 60) -> list[Record]:
-        """The newest records first; sources whose record expired are dropped from the index."""
-        try:
-            found: list[Any] = self.client.zrevrange(RECENT, 0, limit - 1)
-            members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
-            if not members:
-                return []
-            texts: list[Any] = self.client.mget([RECORD_PREFIX + m for m in members])
-            expired = [m for m, text in zip(members, texts, strict=True) if text is None]
-            if expired:
-                self.client.zrem(RECENT, *expired)
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"status store unavailable: {e}") from e
-        return [Record.from_json(text) for text in texts if text is not None]
 
 
 class BackgroundStatuses:

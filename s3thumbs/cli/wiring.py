@@ -29,9 +29,10 @@ from s3thumbs.metrics import WorkerMetrics
 from s3thumbs.outcomes import Outcomes
 from s3thumbs.publisher import BrokerPublisher
 from s3thumbs.receiver import create_app
+from s3thumbs.redisbackend import RECEIVER_TIMEOUT_SECONDS, StatusStore
 from s3thumbs.rules import Rules
 from s3thumbs.sns import Verifier
-from s3thumbs.status import RECEIVER_TIMEOUT_SECONDS, Statuses, StatusStore
+from s3thumbs.status import Statuses
 from s3thumbs.storage import Storage, make_client
 from s3thumbs.thumbnailer import Job
 

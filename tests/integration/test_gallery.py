@@ -14,8 +14,9 @@ from starlette.testclient import TestClient
 from s3thumbs.gallery import Gallery
 from s3thumbs.keys import Layout
 from s3thumbs.receiver import create_app
+from s3thumbs.redisbackend import StatusStore
 from s3thumbs.rules import Rules
-from s3thumbs.status import Record, StatusStore
+from s3thumbs.status import Record
 from tests.support import images
 from tests.support.buckets import notify_through_sns, s3_client
 from tests.support.notifications import minio_webhook

@@ -7,7 +7,8 @@ import time
 import pytest
 import redis
 
-from s3thumbs.status import RECENT, RECORD_PREFIX, Record, StatusStore
+from s3thumbs.redisbackend import RECENT, RECORD_PREFIX, StatusStore
+from s3thumbs.status import Record
 
 
 @pytest.fixture
