@@ -151,29 +151,7 @@ def test_no_profile_is_invented_for_a_source_without_one():
     assert not out.info.get("icc_profile")
 
 
-@pytest.mark.parametrize(
-    ("with_profile", "expected"),
-    [
-        (
-            False,
-            {
-                "top_left": (0, 255, 255),
-                "top_right": (255, 0, 255),
-                "bottom_left": (255, 255, 0),
-                "bottom_right": (0, 0, 0),
-            },
-        ),
-        (
-            True,
-            {
-                "top_left": images.INKS["c"],
-                "top_right": images.INKS["m"],
-                "bottom_left": images.INKS["y"],
-                "bottom_right": images.INKS["k"],
-            },
-        ),
-    ],
-)
+@pytest.mark.parametrize(("with_profile", "expected"), images.CMYK_AS_RGB.items())
 @pytest.mark.parametrize("box", [(1024, 1024), (32, 32)])
 def test_cmyk_comes_out_as_rgb_with_its_colours(with_profile, expected, box):
     _, out = render_one(images.cmyk_jpeg(with_profile), box)

@@ -106,29 +106,7 @@ def large_cmyk_jpeg(with_profile: bool) -> bytes:
     return images.encode(im, "JPEG", **options)
 
 
-@pytest.mark.parametrize(
-    ("with_profile", "expected"),
-    [
-        (
-            False,
-            {
-                "top_left": (0, 255, 255),
-                "top_right": (255, 0, 255),
-                "bottom_left": (255, 255, 0),
-                "bottom_right": (0, 0, 0),
-            },
-        ),
-        (
-            True,
-            {
-                "top_left": images.INKS["c"],
-                "top_right": images.INKS["m"],
-                "bottom_left": images.INKS["y"],
-                "bottom_right": images.INKS["k"],
-            },
-        ),
-    ],
-)
+@pytest.mark.parametrize(("with_profile", "expected"), images.CMYK_AS_RGB.items())
 @pytest.mark.parametrize("box", [(512, 512), (128, 128)], ids=["1/2", "1/8"])
 def test_a_cmyk_jpeg_shrunk_while_decoding_keeps_its_colours(with_profile, expected, box):
     thumb, out = render_one(large_cmyk_jpeg(with_profile), box)

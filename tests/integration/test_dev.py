@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import boto3
 import httpx
@@ -24,13 +26,15 @@ def read_lines(stream, into: queue.Queue) -> None:
         into.put(line.rstrip("\n"))
 
 
-def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
-    env = s3thumbs_env()
-    env.pop("AWS_ACCESS_KEY_ID")
-    env.pop("AWS_SECRET_ACCESS_KEY")
+@contextmanager
+def dev(
+    tmp_path, env: dict[str, str], *args: str
+) -> Iterator[tuple[subprocess.Popen, Callable[[str], dict[str, str]]]]:
+    """``s3thumbs dev`` in its own process group; yields it and ``printed(until)``, which reads its
+    ``name: value`` lines until one named ``until`` has come, and returns them all."""
     with (tmp_path / "dev.log").open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "s3thumbs", "dev"],
+            [sys.executable, "-m", "s3thumbs", "dev", *args],
             env=env,
             text=True,
             stdout=subprocess.PIPE,
@@ -39,12 +43,29 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
         )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
-    printed: dict[str, str] = {}
+    seen: dict[str, str] = {}
+
+    def printed(until: str) -> dict[str, str]:
+        while until not in seen:
+            name, _, value = lines.get(timeout=60).partition(": ")
+            seen[name] = value
+        return seen
+
     try:
-        while "upload" not in printed:
-            line = lines.get(timeout=60)
-            name, _, value = line.partition(": ")
-            printed[name] = value
+        yield process, printed
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+        process.stdout.close()
+
+
+def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
+    env = s3thumbs_env()
+    env.pop("AWS_ACCESS_KEY_ID")
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    with dev(tmp_path, env) as (process, read):
+        printed = read("upload")
         assert printed["bucket"] == "uploads"
         assert printed["upload"].endswith(
             "aws --endpoint-url " + printed["S3 endpoint"] + " s3 cp photo.jpg s3://uploads/photo.jpg"
@@ -66,32 +87,14 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
         wait_for(lambda: not group_alive(process.pid), 5, "every process of the group to exit")
-    finally:
-        if group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-        process.stdout.close()
 
 
 def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path):
     from s3thumbs.demo import DEMO_IMAGES
 
-    with (tmp_path / "dev.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "s3thumbs", "dev", "--demo"],
-            env=s3thumbs_env(),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
-    printed: dict[str, str] = {}
-    try:
-        while not printed.get("demo", "").startswith("uploaded"):
-            name, _, value = lines.get(timeout=60).partition(": ")
-            printed[name] = value
+    with dev(tmp_path, s3thumbs_env(), "--demo") as (process, read):
+        printed = read("demo")
+        assert printed["demo"].startswith("uploaded")
         gallery = printed["gallery"]
 
         def outcomes() -> dict[str, str]:
@@ -111,8 +114,3 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
 
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
-    finally:
-        if group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-        process.stdout.close()

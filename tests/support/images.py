@@ -253,6 +253,18 @@ CMYK_QUADRANTS = {
     "bottom_right": (0, 0, 0, 255),
 }
 
+# What each quadrant of those CMYK images looks like in RGB: without a profile Pillow's naive
+# conversion (pure inks), with one the printed inks (INKS), by whether the source embeds a profile.
+CMYK_AS_RGB = {
+    False: {
+        "top_left": (0, 255, 255),
+        "top_right": (255, 0, 255),
+        "bottom_left": (255, 255, 0),
+        "bottom_right": (0, 0, 0),
+    },
+    True: {"top_left": INKS["c"], "top_right": INKS["m"], "bottom_left": INKS["y"], "bottom_right": INKS["k"]},
+}
+
 
 @cache
 def cmyk_jpeg(with_profile: bool = False) -> bytes:

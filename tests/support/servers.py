@@ -235,13 +235,16 @@ def _check_port_free(port: int) -> None:
         raise PortInUse(f"port {port} on {LOOPBACK} is already taken by another process")
 
 
-class RedisServer:
-    """A reachable Redis server identified by its URL."""
+class _Server:
+    """A server identified by its URL, of one of ``schemes``, on ``default_port`` unless the URL says."""
+
+    schemes: tuple[str, ...] = ()
+    default_port = 0
 
     def __init__(self, url: str) -> None:
         self._parts = urlsplit(url)
-        if self._parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a redis:// URL: {url!r}")
+        if self._parts.scheme not in self.schemes:
+            raise ValueError(f"not a {self.schemes[0]}:// URL: {url!r}")
 
     @property
     def url(self) -> str:
@@ -253,7 +256,29 @@ class RedisServer:
 
     @property
     def port(self) -> int:
-        return self._parts.port or 6379
+        return self._parts.port or self.default_port
+
+    def answers(self) -> bool:
+        """Tell whether the server takes a client right now."""
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the server answers, or raise BrokerUnavailable."""
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"{self!r} did not answer within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+class RedisServer(_Server):
+    """A reachable Redis server identified by its URL."""
+
+    schemes = ("redis", "rediss")
+    default_port = 6379
 
     def url_for(self, db: int) -> str:
         """Return the URL of database `db` on this server."""
@@ -271,16 +296,8 @@ class RedisServer:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             return False
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the server answers PING, or raise BrokerUnavailable."""
-        deadline = time.monotonic() + timeout
-        while not self.ping():
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"Redis at {self.url} did not answer PING within {timeout:.0f}s")
-            time.sleep(0.05)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
+    def answers(self) -> bool:
+        return self.ping()
 
 
 class RedisProcess(RedisServer):
@@ -364,25 +381,11 @@ class RedisProcess(RedisServer):
         return self._process.log_tail(lines)
 
 
-class RabbitMQServer:
+class RabbitMQServer(_Server):
     """A reachable RabbitMQ broker identified by its AMQP URL."""
 
-    def __init__(self, url: str) -> None:
-        self._parts = urlsplit(url)
-        if self._parts.scheme not in ("amqp", "amqps", "pyamqp"):
-            raise ValueError(f"not an amqp:// URL: {url!r}")
-
-    @property
-    def url(self) -> str:
-        return urlunsplit(self._parts)
-
-    @property
-    def host(self) -> str:
-        return self._parts.hostname or LOOPBACK
-
-    @property
-    def port(self) -> int:
-        return self._parts.port or 5672
+    schemes = ("amqp", "amqps", "pyamqp")
+    default_port = 5672
 
     def connects(self, timeout: float = 5.0) -> bool:
         """Tell whether an AMQP connection succeeds right now."""
@@ -393,16 +396,8 @@ class RabbitMQServer:
                 return False
             return True
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until an AMQP connection succeeds, or raise BrokerUnavailable."""
-        deadline = time.monotonic() + timeout
-        while not self.connects():
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"RabbitMQ at {self.url} refused AMQP connections for {timeout:.0f}s")
-            time.sleep(0.2)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
+    def answers(self) -> bool:
+        return self.connects()
 
 
 def _rabbitmq_scripts() -> tuple[Path, Path] | None:
