@@ -330,7 +330,10 @@ def bare_process(endpoint: str, bucket: str, jobs: Any, done: Any) -> None:
         t2 = time.perf_counter()
         for thumb in thumbnails:
             client.put_object(
-                Bucket=bucket, Key=layout.thumbnail_key(key, thumb.box), Body=thumb.body, ContentType=thumb.content_type
+                Bucket=bucket,
+                Key=layout.thumbnail_key(bucket, key, thumb.box),
+                Body=thumb.body,
+                ContentType=thumb.content_type,
             )
         t3 = time.perf_counter()
         done.put((time.time(), ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)))
@@ -588,7 +591,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         for thumb in thumbnails:
             client.put_object(
                 Bucket=BARE_BUCKET,
-                Key=DEFAULTS.layout.thumbnail_key(key, thumb.box),
+                Key=DEFAULTS.layout.thumbnail_key(BARE_BUCKET, key, thumb.box),
                 Body=thumb.body,
                 ContentType=thumb.content_type,
             )

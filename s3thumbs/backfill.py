@@ -103,7 +103,7 @@ def run(
             if failed.get(source.key) == source.etag:
                 return "retried" if retry_failed else "failed"
             return "missing"
-        thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(source.key, plan.sizes[0]))
+        thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(bucket, source.key, plan.sizes[0]))
         if thumb is None:  # deleted since it was listed
             return "missing"
         return "current" if made_from(thumb, source.etag, plan.fingerprint) else "stale"
@@ -131,7 +131,7 @@ def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
     """Source keys that have a thumbnail of every size (listed, not opened)."""
     complete: set[str] | None = None
     for size in plan.sizes:
-        folder = plan.layout.thumbnail_key("", size)
+        folder = plan.layout.size_folder(bucket, size)
         listed = plan.storage.list_objects(plan.layout.output_bucket(bucket), folder + prefix)
         keys = {info.key[len(folder) :] for info in listed}
         complete = keys if complete is None else complete & keys

@@ -20,6 +20,10 @@ MAX_RETRY_COUNTDOWN = 300
 # Pillow refuses images over twice its Image.MAX_IMAGE_PIXELS whatever we allow: a higher
 # S3THUMBS_MAX_PIXELS would be a promise the decoder cannot keep.
 PILLOW_PIXEL_CEILING = 178_956_970
+# What one image may need to decode and convert, by default. A 100 MP progressive JPEG with full
+# chroma (the heaviest RGB JPEG S3THUMBS_MAX_PIXELS admits) needs about 600 MiB; 768 MiB lets it
+# through, and two worker processes of a 2 GiB pod stay inside it (README, "Scaling out").
+DEFAULT_MAX_DECODE_MIB = 768
 
 T = TypeVar("T")
 
@@ -44,8 +48,10 @@ class Settings:
     output_bucket: str | None = None
     buckets: frozenset[str] | None = None
     auth_token: Secret | None = field(default=None, repr=False)
+    gallery_token: Secret | None = field(default=None, repr=False)
     allow_open: bool = False
     max_pixels: int = 100_000_000
+    max_decode_mib: int = DEFAULT_MAX_DECODE_MIB
     max_bytes: int = 100 * 1024 * 1024
     max_body_bytes: int = 1024 * 1024
     format: str = "auto"
@@ -93,8 +99,10 @@ class Settings:
             output_bucket=env.optional("OUTPUT_BUCKET", None),
             buckets=env.names("BUCKETS"),
             auth_token=_secret(env.optional("AUTH_TOKEN", None)),
+            gallery_token=_secret(env.optional("GALLERY_TOKEN", None)),
             allow_open=env.flag("ALLOW_OPEN"),
             max_pixels=env.integer("MAX_PIXELS", cls.max_pixels, maximum=PILLOW_PIXEL_CEILING),
+            max_decode_mib=env.integer("MAX_DECODE_MIB", cls.max_decode_mib),
             max_bytes=env.integer("MAX_BYTES", cls.max_bytes),
             max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes),
             format=env.choice("FORMAT", FORMATS, cls.format),

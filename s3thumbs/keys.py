@@ -55,7 +55,8 @@ def is_image_key(key: str, content_type: str | None = None) -> bool:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where thumbnails go: ``{prefix}{W}x{H}/{key}``, in the source bucket or another one."""
+    """Where thumbnails go: ``{prefix}{W}x{H}/{key}`` in the source bucket, or, in an output bucket
+    that serves many source buckets, ``{prefix}{W}x{H}/{bucket}/{key}``."""
 
     prefix: str = "thumbnails/"
     bucket: str | None = None
@@ -64,9 +65,13 @@ class Layout:
         """The bucket a source's thumbnails are written to."""
         return self.bucket or source_bucket
 
-    def thumbnail_key(self, key: str, size: Size) -> str:
-        """The key of one size's thumbnail of ``key``, whatever the output format."""
-        return f"{self.prefix}{size}/{key}"
+    def size_folder(self, source_bucket: str, size: Size) -> str:
+        """The folder (key prefix) that holds one size's thumbnails of the sources of ``source_bucket``."""
+        return f"{self.prefix}{size}/{source_bucket}/" if self.bucket else f"{self.prefix}{size}/"
+
+    def thumbnail_key(self, source_bucket: str, key: str, size: Size) -> str:
+        """The key of one size's thumbnail of ``source_bucket/key``, whatever the output format."""
+        return self.size_folder(source_bucket, size) + key
 
     def is_output(self, bucket: str, key: str) -> bool:
         """True for objects s3thumbs writes itself: they must never become sources."""

@@ -78,7 +78,9 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         return ignored
     # The source and its first thumbnail are looked at at once (one round trip instead of two).
     out_bucket = job.layout.output_bucket(bucket)
-    source, first = storage.head_all([(bucket, key), (out_bucket, job.layout.thumbnail_key(key, job.spec.sizes[0]))])
+    source, first = storage.head_all(
+        [(bucket, key), (out_bucket, job.layout.thumbnail_key(bucket, key, job.spec.sizes[0]))]
+    )
     if isinstance(source, Exception):
         raise source
     if source is None:
@@ -106,7 +108,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         return gone
     objects = [
         NewObject(
-            job.layout.thumbnail_key(key, thumb.box),
+            job.layout.thumbnail_key(bucket, key, thumb.box),
             thumb.body,
             thumb.content_type,
             {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint, SIZE_META: f"{thumb.width}x{thumb.height}"},
@@ -162,7 +164,7 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
             "s3://%s/%s: skipped delete, the source still exists", bucket, key, extra={"bucket": bucket, "key": key}
         )
         return Outcome(bucket, key, "current", source.etag)
-    keys = [job.layout.thumbnail_key(key, size) for size in job.spec.sizes]
+    keys = [job.layout.thumbnail_key(bucket, key, size) for size in job.spec.sizes]
     storage.delete(job.layout.output_bucket(bucket), keys)
     logger.info(
         "s3://%s/%s was removed: deleted %s",
@@ -193,7 +195,7 @@ def _current_thumbnails(
     """
     out_bucket = job.layout.output_bucket(bucket)
     others = (
-        storage.head_all([(out_bucket, job.layout.thumbnail_key(key, size)) for size in job.spec.sizes[1:]])
+        storage.head_all([(out_bucket, job.layout.thumbnail_key(bucket, key, size)) for size in job.spec.sizes[1:]])
         if made_from(first, etag, job.spec.fingerprint)
         else []
     )

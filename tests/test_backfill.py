@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from s3thumbs.backfill import Plan, run
+from s3thumbs.keys import Layout
 from tests.support.backfill import FINGERPRINT, LAYOUT, SIZES, enqueued, thumbnails, tiny_png, upload
 
 
@@ -27,6 +28,18 @@ def test_only_missing_and_stale_sources_are_enqueued(mocked_s3, backfill_plan):
     assert keys == ["missing.jpg", "old settings.jpg", "one size short.png", "overwritten.jpg"]
     assert (summary.sources, summary.current, summary.missing, summary.stale) == (5, 1, 2, 2)
     assert summary.line(dry_run=False) == "5 images: 1 current, 2 missing, 2 stale, 0 failed for good; enqueued 4"
+
+
+def test_with_a_shared_output_bucket_each_source_bucket_is_judged_by_its_own_thumbnails(mocked_s3, mocked_storage):
+    shared = Layout("thumbnails/", "thumbs")
+    mocked_s3.create_bucket(Bucket="thumbs")
+    mocked_s3.create_bucket(Bucket="other")
+    thumbnails(mocked_s3, "same.jpg", upload(mocked_s3, "same.jpg"), layout=shared)
+    upload(mocked_s3, "same.jpg", bucket="other")
+    plan = Plan(mocked_storage, shared, SIZES, FINGERPRINT)
+
+    assert enqueued(plan)[1] == []
+    assert enqueued(plan, bucket="other")[1] == ["same.jpg"]
 
 
 def test_a_dry_run_publishes_nothing_and_counts_the_same(mocked_s3, backfill_plan):

@@ -18,8 +18,10 @@ SPEC_DEFAULTS = {
     "output_bucket": None,
     "buckets": None,
     "auth_token": None,
+    "gallery_token": None,
     "allow_open": False,
     "max_pixels": 100000000,
+    "max_decode_mib": 768,
     "max_bytes": 104857600,
     "max_body_bytes": 1048576,
     "format": "auto",
@@ -83,6 +85,8 @@ BAD = [
     ({"S3THUMBS_MAX_PIXELS": "abc"}, "S3THUMBS_MAX_PIXELS"),
     ({"S3THUMBS_MAX_PIXELS": "1e8"}, "S3THUMBS_MAX_PIXELS"),
     ({"S3THUMBS_MAX_PIXELS": "178956971"}, "S3THUMBS_MAX_PIXELS"),
+    ({"S3THUMBS_MAX_DECODE_MIB": "0"}, "S3THUMBS_MAX_DECODE_MIB"),
+    ({"S3THUMBS_MAX_DECODE_MIB": "1GiB"}, "S3THUMBS_MAX_DECODE_MIB"),
     ({"S3THUMBS_MAX_BYTES": "0"}, "S3THUMBS_MAX_BYTES"),
     ({"S3THUMBS_MAX_BYTES": "-1"}, "S3THUMBS_MAX_BYTES"),
     ({"S3THUMBS_MAX_BODY_BYTES": "0"}, "S3THUMBS_MAX_BODY_BYTES"),
@@ -150,6 +154,8 @@ GOOD = [
     ({"S3THUMBS_QUALITY": "100"}, "quality", 100),
     ({"S3THUMBS_MAX_PIXELS": "1"}, "max_pixels", 1),
     ({"S3THUMBS_MAX_RETRIES": "0"}, "max_retries", 0),
+    ({"S3THUMBS_MAX_DECODE_MIB": "2048"}, "max_decode_mib", 2048),
+    ({"S3THUMBS_GALLERY_TOKEN": "look"}, "gallery_token", "look"),
     ({"S3THUMBS_FORMAT": "jpeg"}, "format", "jpeg"),
     ({"S3THUMBS_FORMAT": "png"}, "format", "png"),
     ({"S3THUMBS_FORMAT": "webp"}, "format", "webp"),
@@ -181,15 +187,16 @@ def test_bucket_allow_list_is_enforced():
     assert not settings.bucket_allowed("other")
 
 
-def test_auth_token_never_shows_in_the_repr():
+@pytest.mark.parametrize("name", ["AUTH_TOKEN", "GALLERY_TOKEN"])
+def test_tokens_never_show_in_the_repr(name):
     token = "s3cr3t-t0ken-value"
 
-    settings = Settings.from_env({"S3THUMBS_AUTH_TOKEN": token})
+    settings = Settings.from_env({f"S3THUMBS_{name}": token})
 
-    assert settings.auth_token == token
+    assert getattr(settings, name.lower()) == token
     assert token not in repr(settings)
     assert token not in str(settings)
-    assert token not in repr(settings.auth_token)
+    assert token not in repr(getattr(settings, name.lower()))
     assert token not in repr(vars(settings))
 
 

@@ -136,11 +136,21 @@ def test_is_image_key_by_extension_or_image_content_type(key, content_type, expe
         (Layout(), "anim.gif", Size(128, 128), "thumbnails/128x128/anim.gif"),
         (Layout(), "no-extension", Size(128, 128), "thumbnails/128x128/no-extension"),
         (Layout("out/small/"), "a.jpg", Size(32, 32), "out/small/32x32/a.jpg"),
-        (Layout("thumbnails/", "thumbs-bucket"), "dir/a.jpg", Size(128, 128), "thumbnails/128x128/dir/a.jpg"),
+        # An output bucket serves many source buckets: its keys carry the source bucket.
+        (Layout("thumbnails/", "thumbs-bucket"), "dir/a.jpg", Size(128, 128), "thumbnails/128x128/photos/dir/a.jpg"),
     ],
 )
 def test_thumbnail_key_keeps_the_source_key_unchanged(layout, key, size, expected):
-    assert layout.thumbnail_key(key, size) == expected
+    assert layout.thumbnail_key("photos", key, size) == expected
+
+
+def test_in_an_output_bucket_the_same_key_of_two_buckets_never_shares_a_thumbnail():
+    layout = Layout("thumbnails/", "thumbs-bucket")
+    size = Size(128, 128)
+
+    assert layout.thumbnail_key("a", "photo.jpg", size) != layout.thumbnail_key("b", "photo.jpg", size)
+    assert layout.thumbnail_key("a", "photo.jpg", size).startswith(layout.size_folder("a", size))
+    assert not layout.thumbnail_key("b", "photo.jpg", size).startswith(layout.size_folder("a", size))
 
 
 @pytest.mark.parametrize(
@@ -169,7 +179,7 @@ def test_is_output_for_the_output_prefix_and_output_bucket(layout, bucket, key, 
 def test_every_thumbnail_key_is_an_output():
     layout = Layout()
     for size in parse_sizes("128x128,512x512"):
-        assert layout.is_output("photos", layout.thumbnail_key("dir/a.jpg", size))
+        assert layout.is_output("photos", layout.thumbnail_key("photos", "dir/a.jpg", size))
 
 
 @pytest.mark.parametrize(

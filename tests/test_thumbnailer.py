@@ -218,7 +218,7 @@ def test_an_output_bucket_receives_the_thumbnails(mocked_s3, mocked_storage, s3_
     second = make_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
 
     assert first.status == "written"
-    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys("dir/p.jpg"))
+    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys(f"{BUCKET}/dir/p.jpg"))
     assert keys_under(mocked_s3, "", BUCKET) == {"dir/p.jpg"}
     assert second.status == "current"
     assert writes(s3_calls) == []
@@ -400,6 +400,27 @@ def test_deleting_an_old_version_keeps_the_thumbnails_of_the_current_one(mocked_
     assert kept.status == "current"
     assert removed.status == "deleted"
     assert keys_under(mocked_s3) == set()
+
+
+def test_a_shared_output_bucket_keeps_each_source_buckets_thumbnails_apart(mocked_s3, mocked_storage):
+    mocked_s3.create_bucket(Bucket="thumbs")
+    mocked_s3.create_bucket(Bucket="other")
+    job = make_job(out_bucket="thumbs")
+    upload(mocked_s3, BUCKET, "photo.jpg", images.jpeg(800, 600))
+    upload(mocked_s3, "other", "photo.jpg", images.jpeg(600, 800))
+
+    make_thumbnails(mocked_storage, job, BUCKET, "photo.jpg")
+    make_thumbnails(mocked_storage, job, "other", "photo.jpg")
+
+    # Neither replaced the other's: each keeps its own picture, in its own folder.
+    assert decoded(mocked_s3, f"thumbnails/128x128/{BUCKET}/photo.jpg", "thumbs").size == (128, 96)
+    assert decoded(mocked_s3, "thumbnails/128x128/other/photo.jpg", "thumbs").size == (96, 128)
+
+    mocked_s3.delete_object(Bucket="other", Key="photo.jpg")
+    assert delete_thumbnails(mocked_storage, job, "other", "photo.jpg").status == "deleted"
+
+    # Deleting the other bucket's photo deleted only its thumbnails.
+    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys(f"{BUCKET}/photo.jpg"))
 
 
 def test_deleting_uses_the_output_bucket(mocked_s3, mocked_storage):

@@ -30,21 +30,22 @@ def thumbnails(
     fingerprint: str = FINGERPRINT,
     sizes: tuple[Size, ...] = SIZES,
     bucket: str = "photos",
+    layout: Layout = LAYOUT,
 ) -> None:
     """Thumbnails as the worker writes them: every size, with the source eTag and settings hash."""
     for size in sizes:
         s3.put_object(
-            Bucket=bucket,
-            Key=LAYOUT.thumbnail_key(key, size),
+            Bucket=layout.output_bucket(bucket),
+            Key=layout.thumbnail_key(bucket, key, size),
             Body=b"t",
             Metadata={"s3thumbs-source-etag": etag, "s3thumbs-settings": fingerprint},
         )
 
 
-def enqueued(plan: Plan, prefix: str = "", **options: Any) -> tuple[Summary, list[str]]:
-    """Run backfill of ``photos``; its summary and the keys it enqueued, which must be the ones it names."""
+def enqueued(plan: Plan, prefix: str = "", bucket: str = "photos", **options: Any) -> tuple[Summary, list[str]]:
+    """Run backfill of ``bucket``; its summary and the keys it enqueued, which must be the ones it names."""
     published: list[Any] = []
-    summary = run(plan, "photos", prefix, published.extend, **options)
+    summary = run(plan, bucket, prefix, published.extend, **options)
     assert sorted(e.key for e in published) == sorted(summary.keys)
-    assert all(e.bucket == "photos" and e.action == "created" for e in published)
+    assert all(e.bucket == bucket and e.action == "created" for e in published)
     return summary, sorted(e.key for e in published)
