@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import unquote_plus
 
 from s3thumbs.errors import InvalidEvent
 
 Action = Literal["created", "removed"]
+# Why a record needs no task, as a fixed code: the label of s3thumbs_events_skipped_total. The reason
+# in words, which may quote what the sender wrote, goes to the log and the JSON answer only.
+SkipCode = Literal[
+    "not_content", "test_event", "invalid_name", "bucket_not_allowed", "own_output", "not_image", "too_large"
+]
+SKIP_CODES: tuple[SkipCode, ...] = get_args(SkipCode)
 
 # Only these change an object's content; PutTagging, PutRetention… are MinIO "created" events too.
 CREATED = frozenset(
@@ -52,11 +58,12 @@ class ObjectEvent:
 
 @dataclass(frozen=True)
 class Ignored:
-    """A record that needs no work, and why."""
+    """A record that needs no work, and why: in words, and as one of the fixed ``SKIP_CODES``."""
 
     bucket: str
     key: str
     reason: str
+    code: SkipCode
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,9 @@ def parse_document(document: Any) -> Notification | SubscriptionRequest:
         kind = "minio" if "EventName" in document else "s3"
         return _parse_records(document["Records"], kind)
     if document.get("Event") == "s3:TestEvent":
-        return Notification("s3-test-event", ignored=(Ignored(_text(document, "Bucket"), "", "test event"),))
+        return Notification(
+            "s3-test-event", ignored=(Ignored(_text(document, "Bucket"), "", "test event", "test_event"),)
+        )
     if document.get("source") == "aws.s3" and "detail-type" in document:
         return _parse_eventbridge(document)
     raise InvalidEvent("body is not an S3, MinIO, SNS or EventBridge notification")
@@ -227,7 +236,7 @@ def _parse_records(records: Any, kind: str) -> Notification:
             raise InvalidEvent(f"object key {raw_key!r} is not valid URL-encoded UTF-8") from e
         action = _action(event_name)
         if action is None:
-            ignored.append(Ignored(bucket, key, f"event {event_name} does not change content"))
+            ignored.append(Ignored(bucket, key, f"event {event_name} does not change content", "not_content"))
             continue
         obj = record["s3"]["object"]
         events.append(
@@ -253,7 +262,9 @@ def _parse_eventbridge(document: dict[str, Any]) -> Notification:
     _names(bucket, key)
     action = EVENTBRIDGE_ACTIONS.get(detail_type)
     if action is None:
-        return Notification("eventbridge", ignored=(Ignored(bucket, key, f"event {detail_type} needs no work"),))
+        return Notification(
+            "eventbridge", ignored=(Ignored(bucket, key, f"event {detail_type} needs no work", "not_content"),)
+        )
     obj = document["detail"]["object"]
     event = ObjectEvent(
         action=action,

@@ -11,6 +11,12 @@ from typing import NamedTuple
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 
 _SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")
+# The bucket names S3 itself accepts, and botocore checks before any request: the legacy us-east-1 rule
+# (upper case, underscores, up to 255 characters), looser than today's, since MinIO, Ceph and old AWS
+# buckets carry such names. Anything else makes every request, presigning included, fail.
+BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+# S3 keys are 1 to 1,024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
 
 
 class Size(NamedTuple):
@@ -44,6 +50,17 @@ def normalize_prefix(prefix: str) -> str:
     if not prefix:
         raise ValueError("must not be empty")
     return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def name_problem(bucket: str, key: str) -> str | None:
+    """Why S3 could never hold ``bucket``/``key``, or None when it could."""
+    if not BUCKET_NAME.fullmatch(bucket):
+        return "not a bucket name S3 accepts"
+    if not key:
+        return "an empty key"
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"a key over {MAX_KEY_BYTES} bytes"
+    return None
 
 
 def is_image_key(key: str, content_type: str | None = None) -> bool:

@@ -26,6 +26,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from s3thumbs.events import SKIP_CODES
+
 logger = logging.getLogger(__name__)
 
 TEXT_FORMAT = CONTENT_TYPE_LATEST
@@ -42,9 +44,12 @@ class ReceiverMetrics:
         r = self.registry
         self.received = Counter("s3thumbs_events_received", "Object events found in notification bodies", registry=r)
         self.published = Counter("s3thumbs_events_published", "Events published as tasks", registry=r)
+        # Labelled by a fixed code (events.SKIP_CODES), never by anything a sender wrote.
         self.skipped = Counter(
             "s3thumbs_events_skipped", "Events that needed no task, by reason", ["reason"], registry=r
         )
+        for code in SKIP_CODES:
+            self.skipped.labels(code)
         self.publish_failures = Counter(
             "s3thumbs_publish_failures", "Requests answered 503: the broker did not take the tasks", registry=r
         )

@@ -131,7 +131,7 @@ async def _notification(deps: Receiving, notification: Notification) -> Response
     accepted, skipped = deps.rules.sort(notification)
     log_skipped(logger, skipped)
     for item in skipped:
-        deps.metrics.skipped.labels(item.reason).inc()
+        deps.metrics.skipped.labels(item.code).inc()
     deps.metrics.received.inc(len(accepted) + len(skipped))
     if deps.statuses is not None and (shown := deps.rules.shown_skips(skipped)):
         deps.statuses.save(skipped_records(shown))  # queued in the background: never waited for
@@ -165,7 +165,7 @@ async def _notification(deps: Receiving, notification: Notification) -> Response
     return JSONResponse(
         {
             "accepted": [{"bucket": e.bucket, "key": e.key, "action": e.action} for e in accepted],
-            "skipped": [{"bucket": s.bucket, "key": s.key, "reason": s.reason} for s in skipped],
+            "skipped": [{"bucket": s.bucket, "key": s.key, "reason": s.reason, "code": s.code} for s in skipped],
         },
         202 if accepted else 200,
     )

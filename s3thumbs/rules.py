@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from s3thumbs.config import Settings
 from s3thumbs.events import Ignored, Notification, ObjectEvent
-from s3thumbs.keys import Layout, is_image_key
+from s3thumbs.keys import Layout, is_image_key, name_problem
 
 
 class Sorted(NamedTuple):
@@ -35,16 +35,18 @@ class Rules:
         """The rules the settings describe."""
         return cls(settings.layout, settings.buckets, settings.max_bytes)
 
-    def skip_reason(self, event: ObjectEvent) -> str | None:
-        """Why an event needs no task, or None when it does."""
+    def skip(self, event: ObjectEvent) -> Ignored | None:
+        """Why an event needs no task (as a skipped record), or None when it does."""
+        if problem := name_problem(event.bucket, event.key):
+            return Ignored(event.bucket, event.key, f"S3 could never hold this object: {problem}", "invalid_name")
         if self.buckets is not None and event.bucket not in self.buckets:
-            return "bucket not in S3THUMBS_BUCKETS"
+            return Ignored(event.bucket, event.key, "bucket not in S3THUMBS_BUCKETS", "bucket_not_allowed")
         if self.layout.is_output(event.bucket, event.key):
-            return "a thumbnail (output prefix or bucket)"
+            return Ignored(event.bucket, event.key, "a thumbnail (output prefix or bucket)", "own_output")
         if not is_image_key(event.key, event.content_type):
-            return "not an image key"
+            return Ignored(event.bucket, event.key, "not an image key", "not_image")
         if event.action == "created" and event.size is not None and event.size > self.max_bytes:
-            return "larger than S3THUMBS_MAX_BYTES"
+            return Ignored(event.bucket, event.key, "larger than S3THUMBS_MAX_BYTES", "too_large")
         return None
 
     def sort(self, notification: Notification) -> Sorted:
@@ -52,16 +54,20 @@ class Rules:
         accepted: list[ObjectEvent] = []
         skipped = list(notification.ignored)
         for event in notification.events:
-            reason = self.skip_reason(event)
-            if reason:
-                skipped.append(Ignored(event.bucket, event.key, reason))
+            if skipped_record := self.skip(event):
+                skipped.append(skipped_record)
             else:
                 accepted.append(event)
         return Sorted(tuple(accepted), tuple(skipped))
 
     def shown_skips(self, skipped: tuple[Ignored, ...]) -> list[Ignored]:
-        """The skipped uploads worth showing in the gallery: our own thumbnails' events are noise."""
-        return [item for item in skipped if item.key and not self.layout.is_output(item.bucket, item.key)]
+        """The skipped uploads worth showing in the gallery: not our own thumbnails' events, nor names
+        S3 could never hold."""
+        return [
+            item
+            for item in skipped
+            if name_problem(item.bucket, item.key) is None and not self.layout.is_output(item.bucket, item.key)
+        ]
 
 
 def log_skipped(logger: logging.Logger, skipped: Iterable[Ignored]) -> None:

@@ -215,3 +215,37 @@ def test_a_lone_surrogate_anywhere_is_400_however_it_is_written(published_events
     response = client_for(published_events).post("/events", content=body)
     assert response.status_code == 400
     assert published_events == []
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "why"),
+    [
+        ("bad bucket!", "a.jpg", "bucket name"),
+        ("a" * 256, "a.jpg", "bucket name"),
+        ("", "a.jpg", "bucket name"),
+        ("photos\n", "a.jpg", "bucket name"),
+        ("photos", "", "empty key"),
+        ("photos", "é" * 511 + ".jpg", "1024 bytes"),  # 1,026 bytes of UTF-8
+    ],
+)
+def test_a_record_naming_what_s3_could_never_hold_is_skipped_and_breaks_nothing_else(
+    published_events, bucket, key, why
+):
+    forged = minio_webhook(bucket, key, content_type="image/jpeg")["Records"][0]
+    body = {"Records": [forged, minio_webhook("photos", "fine.jpg")["Records"][0]]}
+    response = client_for(published_events).post("/events", json=body)
+    assert response.status_code == 202
+    assert [(e.bucket, e.key) for e in published_events] == [("photos", "fine.jpg")]
+    [skipped] = response.json()["skipped"]
+    assert (skipped["code"], why in skipped["reason"]) == ("invalid_name", True)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key"),
+    [("Old_Bucket.Name", "a.jpg"), ("a" * 255, "a.jpg"), ("photos", "é" * 510 + ".jpg"), ("photos", " ")],
+)
+def test_names_s3_holds_are_taken_even_where_todays_rules_are_stricter(published_events, bucket, key):
+    # Legacy us-east-1 buckets (upper case, underscores, up to 255 characters) and MinIO/Ceph names exist.
+    response = client_for(published_events).post("/events", json=minio_webhook(bucket, key))
+    assert response.status_code == 202
+    assert [(e.bucket, e.key) for e in published_events] == [(bucket, key)]
