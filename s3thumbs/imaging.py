@@ -1,10 +1,12 @@
 """Pure Pillow: one source file in, one encoded thumbnail per box out.
 
-The source is decoded once. JPEGs are shrunk while decoding (``draft``) to the smallest DCT
-scale that still covers the largest real target, the EXIF orientation is applied after that
-shrink (on the small image), and smaller sizes are made from larger ones (a cascade). Images
-with alpha are resized premultiplied, converted once each way. ``bench/images.py`` measures
-the choices below against libvips and an exact Lanczos reference.
+The source is decoded once. Before that, its header must pass the pixel limit, a JPEG its scan
+limit (``jpeg``), and the memory its decode and conversions will need its budget (``budget``).
+JPEGs are shrunk while decoding (``draft``) to the smallest DCT scale that still covers the largest
+real target, the EXIF orientation is applied after that shrink (on the small image), and smaller
+sizes are made from larger ones (a cascade). Images with alpha are resized premultiplied,
+converted once each way; deep ones are resized before they are brought to 8 bits (``colours``).
+``bench/images.py`` measures the choices below against libvips and an exact Lanczos reference.
 No boto3, no Celery, no configuration reading, no change to Pillow's globals.
 """
 
@@ -18,8 +20,9 @@ import zlib
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
+from s3thumbs import budget, colours, jpeg
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
 
@@ -53,9 +56,6 @@ NEAR_FACTOR = 1.25
 # filter does the work: a 2x box there costs up to 1 dB for a few milliseconds saved.
 DECODED_REDUCING_GAP = 1.0
 CASCADE_REDUCING_GAP = 2.0
-# Pillow premultiplies alpha inside every resize of an RGBA image; doing it once saves two
-# full-size conversions per resize.
-_PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -66,7 +66,6 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ class RenderSpec:
     format: str = "auto"
     quality: int = 85
     max_pixels: int = 100_000_000
+    max_decode_bytes: int = 768 * budget.MIB
 
     @property
     def fingerprint(self) -> str:
@@ -121,13 +121,15 @@ def render(source: IO[bytes], spec: RenderSpec) -> list[Thumbnail]:
     """Decode ``source`` once and return one thumbnail per box, in the order of ``spec.sizes``."""
     if _is_empty(source):
         raise BadImage("empty file")
+    file_size = source.seek(0, 2)
+    source.seek(0)
     Image.init()  # registers the WebP and TIFF decoders; a no-op once done
     try:
         with warnings.catch_warnings():
             # We check the pixel count ourselves, against the configured limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source, formats=ALLOWED_FORMATS) as im:
-                return _render_open(im, spec)
+                return _render_open(im, spec, source, file_size)
     except UnidentifiedImageError as e:
         raise BadImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
     except Image.DecompressionBombError as e:
@@ -143,42 +145,69 @@ def _is_empty(source: IO[bytes]) -> bool:
     return empty
 
 
-def _render_open(im: Image.Image, spec: RenderSpec) -> list[Thumbnail]:
+def _render_open(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size: int) -> list[Thumbnail]:
     width, height = im.size
     if width * height > spec.max_pixels:
         raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}")
     source_format = im.format
-    # Pillow's TIFF decoder applies the orientation itself (and reports the turned size).
-    orientation = 1 if source_format == "TIFF" else _orientation(im)
-    swapped = orientation in (5, 6, 7, 8)
-    shown = (height, width) if swapped else (width, height)
-    targets = {box: fit(*shown, box) for box in spec.sizes}
-    largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
-    stored_largest = (largest[1], largest[0]) if swapped else largest
+    is_jpeg = source_format in ("JPEG", "MPO")
+    scans = jpeg.count_scans(source) if is_jpeg else 1
+    if scans > jpeg.MAX_SCANS:
+        raise BadImage(f"a JPEG of more than {jpeg.MAX_SCANS} scans: an abnormal number, made to waste decoding time")
+    orientation = _orientation(im, loaded=False)
+    targets, stored_largest = _targets((width, height), orientation, spec.sizes)
     # The region of the decoded image that holds the source: a DCT shrink rounds the size up, so
     # a side that is not a multiple of the scale ends in part of a pixel. Resizing the whole
     # image would shift the picture by up to half a pixel.
     region = None
-    if source_format in ("JPEG", "MPO"):
+    if is_jpeg:
         drafted = im.draft(None, stored_largest)
         region = drafted[1] if drafted else None
+    plan = budget.plan(im, (width, height), scans, stored_largest, region, file_size, DECODED_REDUCING_GAP)
+    needed = plan.peak_bytes()
+    if needed > spec.max_decode_bytes:
+        raise BadImage(
+            f"a {width}x{height} {im.mode} {source_format} needs about {needed / budget.MIB:,.0f} MiB to decode and "
+            f"convert, over S3THUMBS_MAX_DECODE_MIB={spec.max_decode_bytes // budget.MIB}"
+        )
     im.load()
-    base, icc = _normalize(im)
-    mode = base.mode
-    fmt = output_format(source_format, mode in _PREMULTIPLIED, spec.format)
-    if mode in _PREMULTIPLIED and base.size != stored_largest:  # an unresized image keeps its exact pixels
-        base = base.convert(_PREMULTIPLIED[mode])
+    if (found := _orientation(im, loaded=True)) != orientation:  # a PNG's eXIf may follow its pixels
+        orientation = found
+        targets, stored_largest = _targets((width, height), orientation, spec.sizes)
+    profile = colours.Profile.of(im)
+    base = colours.normalize(im)
+    mode = colours.output_mode(base.mode)
+    fmt = output_format(source_format, mode in colours.PREMULTIPLIED, spec.format)
+    if mode in colours.PREMULTIPLIED and base.size != stored_largest:  # an unresized image keeps its exact pixels
+        base = base.convert(colours.PREMULTIPLIED[mode])
 
     made: list[Image.Image] = []
     thumbnails: dict[Size, Thumbnail] = {}
     for box, target in sorted(targets.items(), key=lambda item: -item[1][0] * item[1][1]):
         image = _scaled(base, region, made, target, orientation)
         made.append(image)
-        thumbnails[box] = _encode(image.convert(mode) if image.mode != mode else image, box, fmt, spec.quality, icc)
+        finished = profile.apply(image.convert(mode) if image.mode != mode else image)
+        thumbnails[box] = _encode(finished, box, fmt, spec.quality, profile.embedded)
     return [thumbnails[box] for box in spec.sizes]
 
 
-def _orientation(im: Image.Image) -> int:
+def _targets(
+    size: tuple[int, int], orientation: int, sizes: tuple[Size, ...]
+) -> tuple[dict[Size, tuple[int, int]], tuple[int, int]]:
+    """Each box's thumbnail size as shown, and the largest of them as the image is stored."""
+    swapped = orientation in (5, 6, 7, 8)
+    shown = (size[1], size[0]) if swapped else size
+    targets = {box: fit(*shown, box) for box in sizes}
+    largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
+    return targets, (largest[1], largest[0]) if swapped else largest
+
+
+def _orientation(im: Image.Image, loaded: bool) -> int:
+    """The EXIF orientation, 1 for none. Pillow's TIFF decoder applies it itself (and reports the
+    turned size). A PNG's eXIf chunk may come after its pixels, and Pillow decodes the whole image to
+    find it: before ``loaded``, only one met in the header counts."""
+    if im.format == "TIFF" or (im.format == "PNG" and not loaded and "exif" not in im.info):
+        return 1
     value = im.getexif().get(ExifTags.Base.Orientation, 1)
     return value if value in _TRANSPOSE else 1
 
@@ -202,46 +231,10 @@ def _scaled(
     else:
         factor = (region[2] if region else base.width) / stored[0]
         resample = NEAR_RESAMPLE if factor < NEAR_FACTOR else RESAMPLE
-        image = base.resize(stored, resample, box=region, reducing_gap=DECODED_REDUCING_GAP)
+        gap = None if base.mode in colours.NO_REDUCE_MODES else DECODED_REDUCING_GAP
+        image = base.resize(stored, resample, box=region, reducing_gap=gap)
+    image = colours.to_8bit(image)  # a deep image, now small
     return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image
-
-
-def _normalize(im: Image.Image) -> tuple[Image.Image, bytes | None]:
-    """Return an L, LA, RGB or RGBA image in its own colour space, and the profile to keep."""
-    icc = im.info.get("icc_profile") or None
-    mode = im.mode
-    if mode == "CMYK":
-        return _cmyk_to_srgb(im, icc), None
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        return im.convert("I").point(lambda value: value * (1 / 257)).convert("L"), icc
-    if mode == "F":
-        return im.point(lambda value: value * 255).convert("L"), icc
-    if mode == "1":
-        return im.convert("L"), icc
-    if mode in ("P", "PA"):
-        transparent = mode == "PA" or im.has_transparency_data
-        return im.convert("RGBA" if transparent else "RGB"), icc
-    if mode in ("L", "RGB") and "transparency" in im.info:
-        return im.convert("LA" if mode == "L" else "RGBA"), icc
-    if mode in ("L", "LA", "RGB", "RGBA"):
-        return im, icc
-    if mode == "La":
-        return im.convert("LA"), icc
-    if mode == "RGBa":
-        return im.convert("RGBA"), icc
-    return im.convert("RGB"), None
-
-
-def _cmyk_to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
-    if icc:
-        try:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            converted = ImageCms.profileToProfile(im, profile, _SRGB, outputMode="RGB")
-            if converted is not None:
-                return converted
-        except (ImageCms.PyCMSError, OSError):
-            pass  # a broken embedded profile: fall back to the plain conversion below
-    return im.convert("RGB")
 
 
 def _flatten(im: Image.Image) -> Image.Image:

@@ -23,8 +23,10 @@ def render_all(
     fmt: str = "auto",
     quality: int = 85,
     max_pixels: int = 100_000_000,
+    max_decode_bytes: int = RenderSpec.max_decode_bytes,
 ) -> list[Thumbnail]:
-    return render(io.BytesIO(data), RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels))
+    spec = RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels, max_decode_bytes)
+    return render(io.BytesIO(data), spec)
 
 
 def render_one(data: bytes, box: Box = BIG_BOX, fmt: str = "auto", **options: int) -> tuple[Thumbnail, Image.Image]:
