@@ -30,6 +30,8 @@ JPEG_BLOCK_BYTES = 128
 # Pillow's WebP decoder keeps two canvases of the animation decoder and the frame it hands over.
 WEBP_CANVASES = 3
 MIB = 1024 * 1024
+# The worker holds a source this size or smaller in memory while it is decoded (larger ones on disk).
+SOURCE_IN_MEMORY = 16 * MIB
 
 
 def pixel_bytes(mode: str) -> int:
@@ -87,6 +89,7 @@ class DecodePlan:
     first_resize: tuple[int, int] | None  # the first target, in stored orientation
     resize_mode: str  # the mode the first resize works in
     reduce_factors: tuple[int, int] = (1, 1)  # the box reduction ``resize`` does first, across and down
+    source_bytes: int = 0  # the encoded source, when it is held in memory
 
     def peak_bytes(self) -> int:
         """The most memory alive at one moment while rendering."""
@@ -107,7 +110,7 @@ class DecodePlan:
             resize += image_bytes((target_width, reduced[1]), self.resize_mode)
             resize += image_bytes((target_width, target_height), self.resize_mode)
             peak = max(peak, alive + resize)
-        return peak + DECODE_OVERHEAD
+        return peak + self.source_bytes + DECODE_OVERHEAD
 
 
 def plan(
@@ -145,6 +148,7 @@ def plan(
         first_resize=first,
         resize_mode=resize_mode,
         reduce_factors=reduce_factors,
+        source_bytes=file_size if file_size <= SOURCE_IN_MEMORY else 0,
     )
 
 

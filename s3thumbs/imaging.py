@@ -13,23 +13,23 @@ No boto3, no Celery, no configuration reading, no change to Pillow's globals.
 from __future__ import annotations
 
 import hashlib
-import io
 import struct
 import warnings
-import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from s3thumbs import budget, colours, jpeg
+from s3thumbs.encoding import Thumbnail, encode, output_format
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
 
 # Decoders we trust with untrusted bytes; everything else (EPS, FITS, PSD…) is refused.
 # Phone JPEGs with extra frames open as MPO through the JPEG decoder.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 # What the decoders raise on hostile or broken input; all of it means "bad image".
 DECODE_ERRORS = (
     OSError,
@@ -85,40 +85,36 @@ class RenderSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class Thumbnail:
-    """One encoded thumbnail for one box."""
-
-    box: Size
-    width: int
-    height: int
-    content_type: str
-    body: bytes
-
-
 def fit(width: int, height: int, box: Size) -> tuple[int, int]:
     """The size of a width×height image fitted inside box: aspect kept, never upscaled."""
     scale = min(box.width / width, box.height / height, 1.0)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def output_format(source_format: str | None, has_alpha: bool, requested: str) -> str:
-    """Choose jpeg, png or webp by the SPEC's ``FORMAT=auto`` rules, or the forced one."""
-    if requested != "auto":
-        return requested
-    if source_format in ("JPEG", "MPO"):
-        return "jpeg"
-    if source_format == "PNG":
-        return "png"
-    if source_format == "WEBP":
-        return "webp"
-    if source_format == "GIF" or has_alpha:
-        return "png"
-    return "jpeg"
-
-
 def render(source: IO[bytes], spec: RenderSpec) -> list[Thumbnail]:
     """Decode ``source`` once and return one thumbnail per box, in the order of ``spec.sizes``."""
+    with _opened(source) as (im, file_size):
+        header = _read_header(im, spec, source, file_size)
+        needed = header.plan.peak_bytes()
+        if needed > spec.max_decode_bytes:
+            width, height = header.size
+            raise BadImage(
+                f"a {width}x{height} {im.mode} {im.format} needs about {needed / budget.MIB:,.0f} MiB to decode and "
+                f"convert, over S3THUMBS_MAX_DECODE_MIB={spec.max_decode_bytes // budget.MIB}"
+            )
+        return _render_checked(im, spec, header)
+
+
+def decode_memory(source: IO[bytes], spec: RenderSpec) -> int:
+    """The bytes rendering ``source`` would need at its peak, estimated from its header alone."""
+    with _opened(source) as (im, file_size):
+        return _read_header(im, spec, source, file_size).plan.peak_bytes()
+
+
+@contextmanager
+def _opened(source: IO[bytes]) -> Iterator[tuple[Image.Image, int]]:
+    """The image in ``source``, opened lazily (nothing decoded), and the file's size; BadImage for
+    whatever the decoders raise on bad input."""
     if _is_empty(source):
         raise BadImage("empty file")
     file_size = source.seek(0, 2)
@@ -129,7 +125,7 @@ def render(source: IO[bytes], spec: RenderSpec) -> list[Thumbnail]:
             # We check the pixel count ourselves, against the configured limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source, formats=ALLOWED_FORMATS) as im:
-                return _render_open(im, spec, source, file_size)
+                yield im, file_size
     except UnidentifiedImageError as e:
         raise BadImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
     except Image.DecompressionBombError as e:
@@ -145,49 +141,60 @@ def _is_empty(source: IO[bytes]) -> bool:
     return empty
 
 
-def _render_open(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size: int) -> list[Thumbnail]:
+@dataclass(frozen=True)
+class _Header:
+    """What the header says the render will do."""
+
+    size: tuple[int, int]
+    orientation: int
+    targets: dict[Size, tuple[int, int]]
+    stored_largest: tuple[int, int]
+    # The region of the decoded image that holds the source: a DCT shrink rounds the size up, so
+    # a side that is not a multiple of the scale ends in part of a pixel. Resizing the whole
+    # image would shift the picture by up to half a pixel.
+    region: tuple[float, float, float, float] | None
+    plan: budget.DecodePlan
+
+
+def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size: int) -> _Header:
+    """Check the pixel count and a JPEG's scans, shrink a JPEG on load, and plan the decode."""
     width, height = im.size
     if width * height > spec.max_pixels:
         raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}")
-    source_format = im.format
-    is_jpeg = source_format in ("JPEG", "MPO")
+    is_jpeg = im.format in ("JPEG", "MPO")
     scans = jpeg.count_scans(source) if is_jpeg else 1
     if scans > jpeg.MAX_SCANS:
         raise BadImage(f"a JPEG of more than {jpeg.MAX_SCANS} scans: an abnormal number, made to waste decoding time")
     orientation = _orientation(im, loaded=False)
     targets, stored_largest = _targets((width, height), orientation, spec.sizes)
-    # The region of the decoded image that holds the source: a DCT shrink rounds the size up, so
-    # a side that is not a multiple of the scale ends in part of a pixel. Resizing the whole
-    # image would shift the picture by up to half a pixel.
     region = None
     if is_jpeg:
         drafted = im.draft(None, stored_largest)
         region = drafted[1] if drafted else None
     plan = budget.plan(im, (width, height), scans, stored_largest, region, file_size, DECODED_REDUCING_GAP)
-    needed = plan.peak_bytes()
-    if needed > spec.max_decode_bytes:
-        raise BadImage(
-            f"a {width}x{height} {im.mode} {source_format} needs about {needed / budget.MIB:,.0f} MiB to decode and "
-            f"convert, over S3THUMBS_MAX_DECODE_MIB={spec.max_decode_bytes // budget.MIB}"
-        )
+    return _Header((width, height), orientation, targets, stored_largest, region, plan)
+
+
+def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> list[Thumbnail]:
     im.load()
+    orientation, targets, stored_largest = header.orientation, header.targets, header.stored_largest
     if (found := _orientation(im, loaded=True)) != orientation:  # a PNG's eXIf may follow its pixels
         orientation = found
-        targets, stored_largest = _targets((width, height), orientation, spec.sizes)
+        targets, stored_largest = _targets(header.size, orientation, spec.sizes)
     profile = colours.Profile.of(im)
     base = colours.normalize(im)
     mode = colours.output_mode(base.mode)
-    fmt = output_format(source_format, mode in colours.PREMULTIPLIED, spec.format)
+    fmt = output_format(im.format, mode in colours.PREMULTIPLIED, spec.format)
     if mode in colours.PREMULTIPLIED and base.size != stored_largest:  # an unresized image keeps its exact pixels
         base = base.convert(colours.PREMULTIPLIED[mode])
 
     made: list[Image.Image] = []
     thumbnails: dict[Size, Thumbnail] = {}
     for box, target in sorted(targets.items(), key=lambda item: -item[1][0] * item[1][1]):
-        image = _scaled(base, region, made, target, orientation)
+        image = _scaled(base, header.region, made, target, orientation)
         made.append(image)
         finished = profile.apply(image.convert(mode) if image.mode != mode else image)
-        thumbnails[box] = _encode(finished, box, fmt, spec.quality, profile.embedded)
+        thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded)
     return [thumbnails[box] for box in spec.sizes]
 
 
@@ -235,28 +242,3 @@ def _scaled(
         image = base.resize(stored, resample, box=region, reducing_gap=gap)
     image = colours.to_8bit(image)  # a deep image, now small
     return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    """Composite alpha onto white, for formats without alpha."""
-    if im.mode not in ("RGBA", "LA"):
-        return im
-    background = Image.new(im.mode[:-1], im.size, "white")
-    background.paste(im, mask=im.getchannel("A"))
-    return background
-
-
-def _encode(im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None) -> Thumbnail:
-    image = _flatten(im) if fmt == "jpeg" else im
-    image.info = {}  # never carry EXIF, XMP, GPS or comments over from the source
-    options: dict[str, object] = {}
-    if icc:
-        options["icc_profile"] = icc
-    if fmt in ("jpeg", "webp"):
-        options["quality"] = quality
-    elif fmt == "png":
-        # Run-length zlib: a quarter of the default strategy's encode time, files within 1 % of its size.
-        options["compress_type"] = zlib.Z_RLE
-    buffer = io.BytesIO()
-    image.save(buffer, fmt.upper(), **options)
-    return Thumbnail(box, image.width, image.height, CONTENT_TYPES[fmt], buffer.getvalue())

@@ -20,12 +20,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from s3thumbs.budget import SOURCE_IN_MEMORY
 from s3thumbs.errors import BadImage, Forbidden, PermanentFailure, SourceChanged
 
 T = TypeVar("T")
 
-# Sources up to this size stay in memory while they are read; larger ones spill to disk.
-SPOOL_MAX_MEMORY = 16 * 1024 * 1024
+# Sources up to this size stay in memory while they are read (and count in their decode budget);
+# larger ones spill to disk.
+SPOOL_MAX_MEMORY = SOURCE_IN_MEMORY
 _CHUNK = 1024 * 1024
 # Requests made at once by put_all and head_all: one thread each, up to this many.
 UPLOAD_THREADS = 4

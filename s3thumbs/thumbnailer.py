@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from s3thumbs.budget import MIB
 from s3thumbs.config import Settings
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
@@ -33,7 +34,9 @@ class Job:
     @classmethod
     def from_settings(cls, settings: Settings) -> Job:
         """The rendering rules and limits the settings describe."""
-        spec = RenderSpec(settings.sizes, settings.format, settings.quality, settings.max_pixels)
+        spec = RenderSpec(
+            settings.sizes, settings.format, settings.quality, settings.max_pixels, settings.max_decode_mib * MIB
+        )
         return cls(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
 
 

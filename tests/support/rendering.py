@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from PIL import Image
 
-from s3thumbs.imaging import RenderSpec, Thumbnail, render
+from s3thumbs.encoding import Thumbnail
+from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Size
 from tests.support import images
 
