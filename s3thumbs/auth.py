@@ -1,15 +1,21 @@
 """Who may open which door of the receiver: an ASGI middleware with the table written out.
 
 Senders post notifications; viewers look at the gallery. Each door needs its own token, or none
-(``OPEN``). Tokens come as ``Authorization: Bearer <token>`` (what MinIO sends) or HTTP Basic with
-the token as password (what an SNS subscription URL ``https://user:token@host/events`` sends), and
-are compared in constant time. A path not in the table is left to routing (404).
+(``OPEN``), and neither token opens the other door: a browser keeps the Basic credentials it was
+given, so a viewer's browser must hold nothing that posts events. Tokens come as
+``Authorization: Bearer <token>`` (what MinIO sends) or HTTP Basic with the token as password (what
+an SNS subscription URL ``https://user:token@host/events`` sends), and are compared in constant time.
+The sender's door refuses browsers (403): no sender sends ``Origin`` or ``Sec-Fetch-Site``, while a
+page on another site can make a browser post. A viewer's door without a token (``s3thumbs dev`` on
+loopback) answers loopback host names only, so a page whose name was rebound to 127.0.0.1 cannot
+read it. A path not in the table is left to routing (404).
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,19 +62,40 @@ def authorized(header: str, token: str) -> bool:
     return hmac.compare_digest(offered.encode(), token.encode())
 
 
+def from_browser(origin: str | None, fetch_site: str | None) -> bool:
+    """True for a request a web page made: an ``Origin``, or ``Sec-Fetch-Site`` other than ``none``
+    (``none`` is a user's own navigation: typed, or a bookmark)."""
+    return origin is not None or (fetch_site is not None and fetch_site.strip().lower() != "none")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a ``Host`` header naming this machine: localhost, 127.0.0.0/8 or [::1], any port."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Tokens:
-    """The token each door needs; None leaves that door open."""
+    """The token each door needs; None leaves that door open (the viewer's, with ``local_viewers``, to
+    loopback host names only)."""
 
     sender: str | None = None
     viewer: str | None = None
+    local_viewers: bool = False
 
     def needed(self, door: Door) -> str | None:
         return None if door == OPEN else self.sender if door == SENDER else self.viewer
 
 
 class TokenAuth:
-    """Refuses a request with 401 (and ``WWW-Authenticate: Basic``) unless it carries its door's token."""
+    """Refuses a request with 401 (and ``WWW-Authenticate: Basic``) unless it carries its door's token,
+    and with 403 a browser at the sender's door or a foreign host name at an open local viewer's door."""
 
     def __init__(self, app: ASGIApp, tokens: Tokens, doors: Mapping[tuple[str, str], Door] = DOORS) -> None:
         self.app = app
@@ -76,33 +103,37 @@ class TokenAuth:
         self.doors = doors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            door = door_of(scope["path"], scope["method"], self.doors)
-            token = self.tokens.needed(door) if door is not None else None
-            if token and not authorized(_header(scope, b"authorization"), token):
-                await _refuse(send)
+        if scope["type"] == "http" and (door := door_of(scope["path"], scope["method"], self.doors)) is not None:
+            refusal = self._refusal(scope, door)
+            if refusal is not None:
+                await _answer(send, *refusal)
                 return
         await self.app(scope, receive, send)
 
+    def _refusal(self, scope: Scope, door: Door) -> tuple[int, str, str | None] | None:
+        """(status, why, realm of the Basic challenge) for a request this door refuses, else None."""
+        if door == SENDER and from_browser(_header(scope, b"origin"), _header(scope, b"sec-fetch-site")):
+            return 403, "browser requests cannot post events", None
+        token = self.tokens.needed(door)
+        if token and not authorized(_header(scope, b"authorization") or "", token):
+            return 401, "missing or wrong token", "s3thumbs gallery" if door == VIEWER else "s3thumbs"
+        if door == VIEWER and token is None and self.tokens.local_viewers:
+            if not is_loopback_host(_header(scope, b"host") or ""):
+                return 403, "without S3THUMBS_GALLERY_TOKEN the gallery answers this machine's names only", None
+        return None
 
-def _header(scope: Scope, name: bytes) -> str:
+
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value).decode("latin-1")
-    return ""
+    return None
 
 
-async def _refuse(send: Send) -> None:
-    body = json.dumps({"error": "missing or wrong token"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Basic realm="s3thumbs"'),
-            ],
-        }
-    )
+async def _answer(send: Send, status: int, why: str, realm: str | None) -> None:
+    body = json.dumps({"error": why}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if realm is not None:
+        headers.append((b"www-authenticate", f'Basic realm="{realm}"'.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -81,6 +81,11 @@ class Settings:
         """The longest a retried task waits, reserved by a worker, before it runs again."""
         return min(MAX_RETRY_COUNTDOWN, 2 ** (self.max_retries - 1)) if self.max_retries else 0
 
+    def gallery_on(self, loopback: bool) -> bool:
+        """Whether the receiver serves the gallery: behind S3THUMBS_GALLERY_TOKEN, or, with no token at
+        all, on a ``loopback`` bind (``s3thumbs dev``)."""
+        return bool(self.gallery_token) or (loopback and not self.auth_token)
+
     def bucket_allowed(self, bucket: str) -> bool:
         """True when the allow-list is off or names this bucket."""
         return self.buckets is None or bucket in self.buckets
@@ -117,6 +122,9 @@ class Settings:
             metrics_port=env.integer("METRICS_PORT", cls.metrics_port, maximum=65535),
             reconcile_interval=env.optional_integer("RECONCILE_INTERVAL"),
         )
+        if settings.gallery_token and settings.gallery_token == settings.auth_token:
+            # A browser keeps the gallery's password: it must not also be the one that posts events.
+            raise ConfigError("S3THUMBS_GALLERY_TOKEN must differ from S3THUMBS_AUTH_TOKEN")
         if settings.reconcile_interval is not None and settings.buckets is None:
             raise ConfigError("S3THUMBS_RECONCILE_INTERVAL needs S3THUMBS_BUCKETS: the buckets to reconcile")
         # On Redis a reserved task is redelivered once it has been unacknowledged this long.

@@ -51,8 +51,9 @@ def dev_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def banner(endpoints: Endpoints, settings: Settings) -> list[str]:
-    """What dev prints: the endpoint, credentials, bucket and commands that work as shown."""
+def banner(endpoints: Endpoints, settings: Settings, gallery: bool = True) -> list[str]:
+    """What dev prints: the endpoint, credentials, bucket and commands that work as shown; ``gallery``
+    False when the receiver serves none (a public address without S3THUMBS_GALLERY_TOKEN)."""
     s3 = endpoints.s3
     credentials = f"AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY={SECRET_KEY} AWS_DEFAULT_REGION={REGION}"
     return [
@@ -62,7 +63,7 @@ def banner(endpoints: Endpoints, settings: Settings) -> list[str]:
         f"secret key: {SECRET_KEY}",
         f"region: {REGION}",
         f"receiver: {endpoints.receiver}/events",
-        f"gallery: {endpoints.receiver}/",
+        f"gallery: {endpoints.receiver}/" if gallery else "gallery: off (set S3THUMBS_GALLERY_TOKEN)",
         f"broker: {maybe_sanitize_url(settings.broker_url)}",
         f"sizes: {', '.join(map(str, settings.sizes))} under {settings.output_prefix}",
         f"upload: {credentials} aws --endpoint-url {s3} s3 cp photo.jpg s3://{BUCKET}/photo.jpg",
@@ -136,16 +137,17 @@ def serve(
     host: str,
     receiver_port: int,
     demo: bool = False,
+    gallery: bool = True,
 ) -> None:
     """Start the receiver, wire the bucket to it, and block in the worker until Ctrl-C.
 
-    With ``demo``, the demo images are uploaded first.
+    With ``demo``, the demo images are uploaded first; ``gallery`` says whether the receiver serves one.
     """
     receiver = ReceiverThread(receiver_app, host, receiver_port)
     try:
         receiver_url = f"http://{host}:{receiver.start()}"
         wire_bucket(s3, sns, _with_token(receiver_url, settings))
-        for line in banner(Endpoints(s3_url, receiver_url), settings):
+        for line in banner(Endpoints(s3_url, receiver_url), settings, gallery):
             show(line)
         if demo:  # before the worker starts (it takes over stdout); the tasks wait on the broker
             upload_demo(s3, BUCKET, show)

@@ -1,15 +1,22 @@
 """The gallery: the receiver's page of recent uploads, each original beside its thumbnails.
 
 One HTML page with its script inline (no build step, nothing fetched from the internet) polls
-``/gallery.json``. Images are shown through presigned URLs, so the receiver never reads an
-object; statuses come from the status store in the result backend's Redis.
+``/gallery.json``. Images are shown through presigned GET links (``links.Links``), so the receiver
+never reads an object; statuses come from the status store in the result backend's Redis. Only what
+a worker rendered, in an allowed bucket, gets links: a notification can name any object, and the
+gallery must never hand out a download link for whatever it named. A record it cannot show is left
+out (and logged), so one forged record never takes the page down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import html
-from collections.abc import Callable
+import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,40 +24,70 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from s3thumbs.errors import StoreUnavailable
-from s3thumbs.keys import Layout
+from s3thumbs.keys import Layout, name_problem
+from s3thumbs.links import Links
 from s3thumbs.status import Record, Statuses
 
-# Seconds a presigned URL stays valid: longer than the page's refresh, short enough to leak little.
-URL_LIFETIME = 3600
+logger = logging.getLogger(__name__)
+
 # Originals larger than this are linked, not shown: the page must stay light with 50 MP photos.
 INLINE_ORIGINAL_BYTES = 8 * 1024 * 1024
+# Statuses a worker writes once it has rendered the source: only these get links.
+RENDERED = frozenset({"written", "current"})
 NO_STORE = (
     "No status store: set S3THUMBS_RESULT_BACKEND to a redis:// URL (the receiver and the "
     "workers must share it) to see what happened to each upload."
 )
 
-Presign = Callable[[str, str], str]
-
 
 @dataclass(frozen=True)
 class Gallery:
-    """What the page needs: where statuses are, how to sign URLs, where thumbnails go."""
+    """What the page needs: where statuses are, how to link to objects, where thumbnails go, which buckets
+    may be linked (None: any)."""
 
     store: Statuses | None
-    presign: Presign
+    links: Links
     layout: Layout
+    buckets: frozenset[str] | None = None
     limit: int = 60
 
     def items(self) -> dict[str, Any]:
-        """The page's data: the newest records, each with presigned links where it rendered."""
+        """The page's data: the newest records, each with presigned links where a worker rendered it."""
         if self.store is None:
             return {"message": NO_STORE, "items": []}
-        return {"message": None, "items": [self._item(record) for record in self.store.recent(self.limit)]}
+        shown = (self._shown(record) for record in self.store.recent(self.limit))
+        return {"message": None, "items": [item for item in shown if item is not None]}
+
+    def _shown(self, record: Record) -> dict[str, Any] | None:
+        try:
+            return self._item(record)
+        except Exception as e:  # whatever is wrong with one record, the others are shown
+            logger.warning("gallery: left out s3://%s/%s, which it cannot show: %s", record.bucket, record.key, e)
+            return None
 
     def _item(self, record: Record) -> dict[str, Any]:
-        out_bucket = self.layout.output_bucket(record.bucket)
-        shows_images = record.status in ("written", "current")
-        original = self.presign(record.bucket, record.key) if record.status not in ("deleted", "gone") else None
+        if name_problem(record.bucket, record.key):
+            raise ValueError(name_problem(record.bucket, record.key))
+        linked = record.status in RENDERED and (self.buckets is None or record.bucket in self.buckets)
+        version = f"{record.etag}:{record.at}"
+        original = self.links.url(record.bucket, record.key, version) if linked else None
+        thumbnails = []
+        for thumb in record.thumbnails:
+            if not isinstance(thumb, Mapping) or not isinstance(thumb.get("key"), str):
+                raise ValueError(f"a thumbnail without a key: {thumb!r}"[:200])
+            key = thumb["key"]
+            url = None
+            if linked and self.layout.is_thumbnail_of(key, record.bucket, record.key):
+                url = self.links.url(self.layout.output_bucket(record.bucket), key, version)
+            thumbnails.append(
+                {
+                    "key": key,
+                    "width": thumb.get("width"),
+                    "height": thumb.get("height"),
+                    "bytes": thumb.get("bytes"),
+                    "url": url,
+                }
+            )
         return {
             "bucket": record.bucket,
             "key": record.key,
@@ -61,24 +98,21 @@ class Gallery:
             "size": record.size,
             "original": original,
             # Only originals that rendered are shown inline: a browser cannot show the others either.
-            "inline": original is not None and shows_images and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
-            "thumbnails": [
-                {**thumb, "url": self.presign(out_bucket, thumb["key"]) if shows_images else None}
-                for thumb in record.thumbnails
-            ],
+            "inline": original is not None and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
+            "thumbnails": thumbnails,
         }
 
     async def page(self, request: Request) -> Response:
         """``GET /``: the page itself."""
-        return HTMLResponse(PAGE.replace("{{title}}", html.escape("s3thumbs")))
+        return HTMLResponse(PAGE.replace("{{title}}", html.escape("s3thumbs")), headers=HEADERS)
 
     async def data(self, request: Request) -> Response:
         """``GET /gallery.json``: what the page shows, polled by its script."""
         try:
             body = await asyncio.to_thread(self.items)
         except StoreUnavailable as e:  # the page says why it shows no statuses
-            return JSONResponse({"message": str(e), "items": []}, status_code=503)
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+            return JSONResponse({"message": str(e), "items": []}, status_code=503, headers=HEADERS)
+        return JSONResponse(body, headers=HEADERS)
 
 
 PAGE = """<!doctype html>
@@ -162,7 +196,10 @@ function card(item) {
 
 async function refresh() {
   try {
-    const response = await fetch("gallery.json", {cache: "no-store", credentials: "same-origin"});
+    // Not relative to location.href: when the page was opened with credentials in its address
+    // (viewer:TOKEN@host), that URL carries them, and fetch refuses it. The browser still sends them.
+    const url = new URL("gallery.json", location.origin + location.pathname);
+    const response = await fetch(url, {cache: "no-store", credentials: "same-origin"});
     const body = await response.json();
     const message = document.getElementById("message");
     message.textContent = body.message || "";
@@ -188,3 +225,25 @@ setInterval(refresh, REFRESH_MS);
 </body>
 </html>
 """
+
+
+def _digest(tag: str) -> str:
+    """The CSP source of the page's one inline ``<tag>`` element: its SHA-256."""
+    body = re.search(f"<{tag}>(.*?)</{tag}>", PAGE, re.DOTALL)
+    assert body is not None, tag
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body[1].encode()).digest()).decode() + "'"
+
+
+# Not framed (clickjacking), no Referer (the page's address and the presigned links stay here), no
+# sniffing, nothing kept by caches; the page runs its own script and style only, and fetches only
+# from itself (images come from S3, wherever it is).
+HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src {_digest('script')}; style-src {_digest('style')}; "
+        "img-src http: https:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}

@@ -90,6 +90,14 @@ class Layout:
         """The key of one size's thumbnail of ``source_bucket/key``, whatever the output format."""
         return self.size_folder(source_bucket, size) + key
 
+    def is_thumbnail_of(self, candidate: str, source_bucket: str, key: str) -> bool:
+        """True when ``candidate`` is where this layout puts one size's thumbnail of ``source_bucket/key``."""
+        if not candidate.startswith(self.prefix):
+            return False
+        folder, _, rest = candidate[len(self.prefix) :].partition("/")
+        source = f"{source_bucket}/{key}" if self.bucket else key
+        return _SIZE.fullmatch(folder) is not None and rest == source
+
     def is_output(self, bucket: str, key: str) -> bool:
         """True for objects s3thumbs writes itself: they must never become sources."""
         return key.startswith(self.prefix) or (self.bucket is not None and bucket == self.bucket)

@@ -216,6 +216,7 @@ def create_app(
     publish: Publish,
     *,
     token: str | None = None,
+    gallery_token: str | None = None,
     rules: Rules | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ready: Callable[[], bool] = lambda: True,
@@ -232,6 +233,8 @@ def create_app(
     ``publish`` is called from ``publisher_threads`` threads of its own, with the events of the requests
     waiting for the broker at that moment (see ``Batcher``); with more than one it must be thread-safe.
     ``statuses`` gets "queued" and "skipped" records, written from a thread of their own.
+    ``token`` opens ``POST /events``, ``gallery_token`` the gallery; a gallery without one answers
+    loopback host names only (``s3thumbs dev``): the caller gives none to a receiver reached from elsewhere.
     """
     writer = BackgroundStatuses(statuses) if statuses is not None else None
 
@@ -266,8 +269,7 @@ def create_app(
     ]
     if gallery is not None:
         routes += [Route("/", gallery.page, methods=["GET"]), Route("/gallery.json", gallery.data, methods=["GET"])]
-    app = Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(TokenAuth, tokens=Tokens(sender=token, viewer=token))]
-    )
+    tokens = Tokens(sender=token, viewer=gallery_token, local_viewers=gallery is not None and not gallery_token)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TokenAuth, tokens=tokens)])
     app.state.receiver = receiving
     return app

@@ -78,4 +78,14 @@ class StatusStore:
                 self.client.zrem(RECENT, *expired)
         except redis.RedisError as e:
             raise StoreUnavailable(f"status store unavailable: {e}") from e
-        return [Record.from_json(text) for text in texts if text is not None]
+        records = (_readable(member, text) for member, text in zip(members, texts, strict=True) if text is not None)
+        return [record for record in records if record is not None]
+
+
+def _readable(member: str, text: bytes | str) -> Record | None:
+    """The record, or None (logged) when it is not one: one bad record must not hide the others."""
+    try:
+        return Record.from_json(text)
+    except (ValueError, TypeError, AttributeError) as e:
+        logger.warning("status store: left out %s, which is not a status record: %s", member, e)
+        return None

@@ -204,6 +204,12 @@ def test_empty_auth_token_means_no_token():
     assert Settings.from_env({"S3THUMBS_AUTH_TOKEN": ""}).auth_token is None
 
 
+def test_the_gallery_token_cannot_be_the_senders_token():
+    # A browser keeps the gallery's password; it must never be one that posts events.
+    with pytest.raises(ConfigError, match="S3THUMBS_GALLERY_TOKEN"):
+        Settings.from_env({"S3THUMBS_AUTH_TOKEN": "same", "S3THUMBS_GALLERY_TOKEN": "same"})
+
+
 @pytest.mark.parametrize(
     "command", [["thumbnail", "b", "k"], ["backfill", "b"], ["receiver"], ["worker"]], ids=lambda command: command[0]
 )

@@ -249,3 +249,28 @@ def test_names_s3_holds_are_taken_even_where_todays_rules_are_stricter(published
     response = client_for(published_events).post("/events", json=minio_webhook(bucket, key))
     assert response.status_code == 202
     assert [(e.bucket, e.key) for e in published_events] == [(bucket, key)]
+
+
+@pytest.mark.parametrize(
+    "browser",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame, a data: URL
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_a_browser_cannot_post_events_even_with_the_token(published_events, browser):
+    # A page elsewhere can make a browser post, with the Basic credentials that browser keeps.
+    client = client_for(published_events, token=TOKEN)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain", **browser}
+    response = client.post("/events", content=json.dumps(minio_webhook()), headers=headers)
+    assert response.status_code == 403
+    assert published_events == []
+
+
+def test_a_users_own_navigation_is_no_cross_site_request(published_events):
+    headers = {"Authorization": f"Bearer {TOKEN}", "Sec-Fetch-Site": "none"}
+    response = client_for(published_events, token=TOKEN).post("/events", json=minio_webhook(), headers=headers)
+    assert response.status_code == 202

@@ -12,6 +12,7 @@ import click
 from s3thumbs import dev as devmode
 from s3thumbs.cli import wiring
 from s3thumbs.cli.main import CONTEXT
+from s3thumbs.cli.services import check_address, is_loopback
 from s3thumbs.logs import configure_logging
 from s3thumbs.messages import QUEUE
 from s3thumbs.status import InProcessStatuses
@@ -48,6 +49,8 @@ def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
     the gallery's address. Ctrl-C stops everything.
     """
     env = devmode.dev_environment(os.environ)
+    # Checked before anything listens: the same rule as `s3thumbs receiver`.
+    check_address(host, receiver_port, wiring.load_settings(env))
     s3_server, s3_url = devmode.start_s3(host, s3_port)
     try:
         env["S3THUMBS_S3_ENDPOINT_URL"] = s3_url
@@ -77,7 +80,7 @@ def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
         session = boto3.session.Session()
         devmode.serve(
             settings,
-            wiring.receiver_app(settings, statuses),
+            wiring.receiver_app(settings, statuses, loopback=is_loopback(host)),
             run_worker,
             session.client("s3", endpoint_url=s3_url),
             session.client("sns", endpoint_url=s3_url),
@@ -86,6 +89,7 @@ def dev(host: str, s3_port: int, receiver_port: int, demo: bool) -> None:
             host,
             receiver_port,
             demo=demo,
+            gallery=settings.gallery_on(is_loopback(host)),
         )
     finally:
         s3_server.stop()

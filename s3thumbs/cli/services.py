@@ -19,6 +19,7 @@ from s3thumbs import celery_app, metrics
 from s3thumbs import sqs as queues
 from s3thumbs.cli import wiring
 from s3thumbs.cli.main import CONTEXT
+from s3thumbs.config import Settings
 from s3thumbs.cpus import available_cpus
 from s3thumbs.logs import configure_logging
 from s3thumbs.messages import QUEUE
@@ -37,6 +38,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_address(host: str, port: int, settings: Settings) -> None:
+    """Refuse a non-loopback address without S3THUMBS_AUTH_TOKEN, unless S3THUMBS_ALLOW_OPEN=1; warn
+    whenever the receiver runs without a token."""
+    if settings.auth_token:
+        return
+    if not is_loopback(host) and not settings.allow_open:
+        raise click.ClickException(
+            f"refusing to listen on {host} without S3THUMBS_AUTH_TOKEN; "
+            "set a token, bind to 127.0.0.1, or set S3THUMBS_ALLOW_OPEN=1"
+        )
+    logger.warning("the receiver runs without a token: anyone who reaches %s:%d can publish tasks", host, port)
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
@@ -50,15 +64,11 @@ def receiver(host: str, port: int, workers: int) -> None:
     """
     settings = wiring.load_settings()
     configure_logging(settings.log_format)
-    if not settings.auth_token:
-        if not is_loopback(host) and not settings.allow_open:
-            raise click.ClickException(
-                f"refusing to listen on {host} without S3THUMBS_AUTH_TOKEN; "
-                "set a token, bind to 127.0.0.1, or set S3THUMBS_ALLOW_OPEN=1"
-            )
-        logger.warning("the receiver runs without a token: anyone who reaches %s:%d can publish tasks", host, port)
+    check_address(host, port, settings)
+    # On loopback with no token at all, the gallery needs none either (see wiring.receiver_app).
+    factory = "loopback_receiver_from_env" if is_loopback(host) else "receiver_from_env"
     uvicorn.run(
-        "s3thumbs.cli.wiring:receiver_from_env",
+        f"s3thumbs.cli.wiring:{factory}",
         factory=True,
         host=host,
         port=port,

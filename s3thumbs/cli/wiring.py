@@ -22,8 +22,9 @@ from s3thumbs.backfill import Plan, reconcile
 from s3thumbs.config import Settings
 from s3thumbs.errors import ConfigError
 from s3thumbs.failures import FailureMarkers
-from s3thumbs.gallery import URL_LIFETIME, Gallery
-from s3thumbs.logs import celery_json_logs, configure_logging
+from s3thumbs.gallery import Gallery
+from s3thumbs.links import CACHE_CONTROL, LIFETIME, Links, Presign
+from s3thumbs.logs import celery_logs, configure_logging
 from s3thumbs.messages import TASK_NAMES
 from s3thumbs.metrics import WorkerMetrics
 from s3thumbs.outcomes import Outcomes
@@ -86,9 +87,26 @@ def backfill_plan(settings: Settings, store: Storage) -> Plan:
     )
 
 
-def receiver_app(settings: Settings, statuses: Statuses | None = None) -> Starlette:
+def presigner(settings: Settings) -> Presign:
+    """The gallery's links: presigned GETs, short-lived, that browsers may cache (see ``links``)."""
+    # Presigning is local (no request); the URLs must name an endpoint the browser can reach.
+    signer = make_client(settings.public_s3_url or settings.s3_endpoint_url)
+
+    def presign(bucket: str, key: str) -> str:
+        params = {"Bucket": bucket, "Key": key, "ResponseCacheControl": CACHE_CONTROL}
+        url: str = signer.generate_presigned_url("get_object", Params=params, ExpiresIn=LIFETIME)
+        return url
+
+    return presign
+
+
+def receiver_app(settings: Settings, statuses: Statuses | None = None, *, loopback: bool = False) -> Starlette:
     """The receiver, publishing to the configured broker; statuses in the result backend's Redis
-    unless ``statuses`` is given (``s3thumbs dev`` keeps them in its one process)."""
+    unless ``statuses`` is given (``s3thumbs dev`` keeps them in its one process).
+
+    The gallery is served behind S3THUMBS_GALLERY_TOKEN; without it only on a ``loopback`` bind with no
+    S3THUMBS_AUTH_TOKEN either (then to this machine's host names only), else not at all (404).
+    """
     publish = publisher(settings)
     readiness = celery_app.create_app(settings, results=False)
     verifier = Verifier(topics=settings.sns_topics) if settings.sns_verify else None
@@ -106,18 +124,13 @@ def receiver_app(settings: Settings, statuses: Statuses | None = None) -> Starle
         if statuses is not None
         else StatusStore.from_backend(settings.result_backend, timeout=RECEIVER_TIMEOUT_SECONDS)
     )
-    # Presigning is local (no request); the URLs must name an endpoint the browser can reach.
-    signer = make_client(settings.public_s3_url or settings.s3_endpoint_url)
-
-    def presign(bucket: str, key: str) -> str:
-        url: str = signer.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_LIFETIME
-        )
-        return url
-
+    gallery = None
+    if settings.gallery_on(loopback):
+        gallery = Gallery(store, Links(presigner(settings)), settings.layout, settings.buckets)
     return create_app(
         publish,
         token=settings.auth_token,
+        gallery_token=settings.gallery_token,
         rules=Rules.from_settings(settings),
         max_body_bytes=settings.max_body_bytes,
         ready=lambda: celery_app.broker_ready(readiness),
@@ -127,7 +140,7 @@ def receiver_app(settings: Settings, statuses: Statuses | None = None) -> Starle
         # RabbitMQ's confirms keep a batch waiting for milliseconds: a second thread sends the next
         # batch meanwhile. A Redis batch is one quick round trip; a second thread only adds contention.
         publisher_threads=2 if publish.confirms else 1,
-        gallery=Gallery(store, presign, settings.layout),
+        gallery=gallery,
         statuses=store,
     )
 
@@ -137,6 +150,13 @@ def receiver_from_env() -> Starlette:
     settings = load_settings()
     configure_logging(settings.log_format)
     return receiver_app(settings)
+
+
+def loopback_receiver_from_env() -> Starlette:
+    """``receiver_from_env`` for a receiver bound to a loopback address."""
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    return receiver_app(settings, loopback=True)
 
 
 def worker_app(settings: Settings, statuses: Statuses | None = None) -> Celery:
@@ -166,6 +186,5 @@ def worker_app(settings: Settings, statuses: Statuses | None = None) -> Celery:
     names = set(TASK_NAMES.values())
     Outcomes(names, s3, store, markers, WorkerMetrics()).install(app)
     deadletters.install(app, names)
-    if settings.log_format == "json":
-        celery_json_logs()
+    celery_logs(settings.log_format)
     return app

@@ -37,6 +37,7 @@ ENVS = [
     {},
     {
         "S3THUMBS_AUTH_TOKEN": "a-real-secret",
+        "S3THUMBS_GALLERY_TOKEN": "another-real-secret",
         "S3THUMBS_BUCKET": "photos",
         "MINIO_ROOT_USER": "admin",
         "MINIO_ROOT_PASSWORD": "long-password",
@@ -79,6 +80,18 @@ def test_the_token_is_the_same_on_both_sides(env):
     assert len(token.split()) == 1  # one word: MinIO sends "Authorization: Bearer <token>"
     assert token == services["receiver"]["environment"]["S3THUMBS_AUTH_TOKEN"]
     assert token == env.get("S3THUMBS_AUTH_TOKEN", token)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_gallery_has_a_token_of_its_own_on_the_receiver_only(env):
+    services = compose(env)["services"]
+    receiver = services["receiver"]["environment"]
+    assert receiver["S3THUMBS_GALLERY_TOKEN"] == env.get("S3THUMBS_GALLERY_TOKEN", "s3thumbs-dev-gallery")
+    assert receiver["S3THUMBS_GALLERY_TOKEN"] != receiver["S3THUMBS_AUTH_TOKEN"]
+    settings = Settings.from_env({k: str(v) for k, v in receiver.items()})
+    assert settings.gallery_on(loopback=False)  # served on 0.0.0.0, behind its own password
+    for role in ("worker", "reconciler"):
+        assert "S3THUMBS_GALLERY_TOKEN" not in services[role]["environment"]
 
 
 def test_every_webhook_variable_names_the_same_target():

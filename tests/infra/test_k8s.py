@@ -602,6 +602,13 @@ def test_receiver_is_redundant_and_would_start():
     assert settings.auth_token or settings.allow_open
 
 
+def test_the_gallery_has_a_token_of_its_own():
+    settings = _settings(BASE, "receiver")
+    # Without one the receiver serves no gallery; the same token as the senders' would not start.
+    assert settings.gallery_on(loopback=False)
+    assert settings.gallery_token != settings.auth_token
+
+
 # ---------------------------------------------------------------------------------------------
 # Worker
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.support import images
 from tests.support.buckets import object_exists
-from tests.support.processes import group_alive, s3thumbs_env, wait_for
+from tests.support.processes import group_alive, run_s3thumbs, s3thumbs_env, wait_for
 
 
 def read_lines(stream, into: queue.Queue) -> None:
@@ -114,3 +114,12 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
 
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def test_dev_on_a_public_address_refuses_to_start_without_a_token():
+    # Like `s3thumbs receiver`: anyone who reaches 0.0.0.0 could publish tasks and read the gallery.
+    result = run_s3thumbs(s3thumbs_env(), "dev", "--host", "0.0.0.0", timeout=60)
+
+    assert result.returncode != 0
+    assert "S3THUMBS_AUTH_TOKEN" in result.stderr
+    assert "S3 endpoint" not in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,8 +14,9 @@ from starlette.testclient import TestClient
 
 from s3thumbs.gallery import Gallery
 from s3thumbs.keys import Layout
+from s3thumbs.links import Links
 from s3thumbs.receiver import create_app
-from s3thumbs.redisbackend import StatusStore
+from s3thumbs.redisbackend import RECENT, RECORD_PREFIX, StatusStore
 from s3thumbs.rules import Rules
 from s3thumbs.status import Record
 from tests.support import images
@@ -25,6 +27,7 @@ from tests.support.publishing import Recorded
 from tests.support.servers import in_ci
 
 TOKEN = "gallery-secret"
+SENDER_TOKEN = "sender-secret"
 CHROMIUM = "/usr/bin/chromium"
 # Where the browser test leaves its screenshot for the README, when asked to.
 SCREENSHOT_ENV = "S3THUMBS_GALLERY_SCREENSHOT"
@@ -39,8 +42,9 @@ def gallery_status_store(redis_factory):
     return StatusStore.from_backend(redis_factory().url_for(1))
 
 
-def client(store, token: str | None = TOKEN) -> TestClient:
-    return TestClient(create_app(Recorded(), token=token, gallery=Gallery(store, presign, Layout())))
+def client(store, token: str | None = TOKEN, base_url: str = "http://testserver") -> TestClient:
+    gallery = Gallery(store, Links(presign), Layout())
+    return TestClient(create_app(Recorded(), token=SENDER_TOKEN, gallery_token=token, gallery=gallery), base_url)
 
 
 def basic(password: str) -> dict[str, str]:
@@ -59,8 +63,8 @@ def test_the_gallery_sits_behind_the_token_as_http_basic(gallery_status_store, p
     assert allowed.status_code == 200
 
 
-def test_without_a_token_the_gallery_is_open(gallery_status_store):
-    with client(gallery_status_store, token=None) as http:
+def test_without_a_token_the_gallery_is_open_to_loopback_names(gallery_status_store):
+    with client(gallery_status_store, token=None, base_url="http://127.0.0.1:8080") as http:
         page = http.get("/")
 
     assert page.status_code == 200
@@ -104,64 +108,73 @@ def test_the_page_shows_a_processed_upload_with_its_thumbnails_in_chromium(moto_
     env = s3thumbs_env(
         broker_url=server.url_for(0),
         result_backend=server.url_for(1),
-        auth_token=TOKEN,
+        auth_token=SENDER_TOKEN,
+        gallery_token=TOKEN,
         s3_endpoint_url=moto_server_url,
         sizes="320x320,96x96",
     )
     s3 = s3_client(moto_server_url)
 
     with receiver(env, tmp_path / "receiver.log") as url, worker(env, tmp_path / "worker.log"):
-        notify_through_sns(moto_server_url, "gallery", url.replace("://", f"://sns:{TOKEN}@") + "/events")
+        notify_through_sns(moto_server_url, "gallery", url.replace("://", f"://sns:{SENDER_TOKEN}@") + "/events")
         s3.put_object(Bucket="gallery", Key="holiday photo ü.jpg", Body=images.jpeg(1200, 800))
         s3.put_object(Bucket="gallery", Key="broken.jpg", Body=b"not a photo at all")
         with sync_playwright() as playwright:
-            # A fresh profile directory: playwright passes it as Chromium's --user-data-dir.
-            browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"),
-                executable_path=chromium,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-                http_credentials={"username": "me", "password": TOKEN},
-                viewport={"width": 1100, "height": 700},
+            # The password given at the browser's prompt, then in the address (http://viewer:TOKEN@host/).
+            prompted = show_gallery(playwright, chromium, tmp_path / "prompted", url + "/", password=TOKEN)
+            in_url = show_gallery(
+                playwright, chromium, tmp_path / "in-url", url.replace("://", f"://me:{TOKEN}@") + "/"
             )
-            try:
-                page = browser.new_page()
-                page.goto(url + "/")
-                item = page.locator('section.item[data-key="holiday photo ü.jpg"]')
-                item.locator('.badge[data-status="written"]').wait_for(timeout=30_000)
-                page.locator('section.item[data-key="broken.jpg"] .badge[data-status="failed"]').wait_for(
-                    timeout=30_000
-                )
-                # The original and both thumbnails, loaded through presigned URLs.
-                page.wait_for_function(
-                    "key => { const imgs = [...document.querySelectorAll(`section.item[data-key='${key}'] img`)];"
-                    " return imgs.length === 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
-                    arg="holiday photo ü.jpg",
-                    timeout=30_000,
-                )
-                sizes = item.locator(".thumbs img").evaluate_all(
-                    "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
-                )
-                reason = page.locator('section.item[data-key="broken.jpg"] .reason').inner_text()
-                shot = tmp_path / "gallery.png"
-                page.screenshot(path=str(shot), full_page=True)
-            finally:
-                browser.close()
 
-    assert sorted(sizes) == [[96, 64], [320, 213]]
-    assert "cannot decode image" in reason or "not an image" in reason
-    with Image.open(shot) as screenshot:
-        assert screenshot.size[0] == 1100
+    for sizes, reason, shot in (prompted, in_url):
+        assert sorted(sizes) == [[96, 64], [320, 213]]
+        assert "cannot decode image" in reason or "not an image" in reason
+        with Image.open(shot) as screenshot:
+            assert screenshot.size[0] == 1100
     if target := os.environ.get(SCREENSHOT_ENV):
-        shutil.copyfile(shot, Path(target))
+        shutil.copyfile(prompted[2], Path(target))
+
+
+def show_gallery(playwright, chromium: str, profile: Path, address: str, password: str | None = None):
+    """Open the gallery in a fresh headless Chromium; once both uploads are done, return the rendered
+    thumbnails' sizes, the failed upload's reason and a screenshot."""
+    # A fresh profile directory: playwright passes it as Chromium's --user-data-dir.
+    browser = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=chromium,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+        http_credentials={"username": "me", "password": password} if password else None,
+        viewport={"width": 1100, "height": 700},
+    )
+    try:
+        page = browser.new_page()
+        page.goto(address)
+        item = page.locator('section.item[data-key="holiday photo ü.jpg"]')
+        item.locator('.badge[data-status="written"]').wait_for(timeout=30_000)
+        page.locator('section.item[data-key="broken.jpg"] .badge[data-status="failed"]').wait_for(timeout=30_000)
+        # The original and both thumbnails, loaded through presigned URLs.
+        page.wait_for_function(
+            "key => { const imgs = [...document.querySelectorAll(`section.item[data-key='${key}'] img`)];"
+            " return imgs.length === 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+            arg="holiday photo ü.jpg",
+            timeout=30_000,
+        )
+        sizes = item.locator(".thumbs img").evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        reason = page.locator('section.item[data-key="broken.jpg"] .reason').inner_text()
+        shot = profile.with_suffix(".png")
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        browser.close()
+    return sizes, reason, shot
 
 
 def test_uploads_the_receiver_skipped_are_shown_with_their_reason(gallery_status_store):
@@ -173,3 +186,24 @@ def test_uploads_the_receiver_skipped_are_shown_with_their_reason(gallery_status
     [record] = wait_for(gallery_status_store.recent, 5, "the skipped record, written in the background")
     assert (record.bucket, record.key, record.status) == ("elsewhere", "cat.jpg", "skipped")
     assert "S3THUMBS_BUCKETS" in record.reason
+
+
+def test_one_record_the_gallery_cannot_read_leaves_the_others_shown(gallery_status_store):
+    gallery_status_store.save([Record("photos", "fine.jpg", "written", etag="e", at=1.0)])
+    redis = gallery_status_store.client
+    for member, text in [
+        ("photos/garbled.jpg", b"{not json"),
+        ("photos/list.jpg", b"[1, 2]"),
+        ("photos/unknown.jpg", json.dumps({"bucket": "photos", "key": "unknown.jpg", "colour": "red"}).encode()),
+        ("photos/missing.jpg", json.dumps({"bucket": "photos"}).encode()),
+        ("photos/binary.jpg", b"\xff\xfe"),
+        ("photos/typed.jpg", json.dumps({"bucket": 1, "key": 2, "status": 3, "thumbnails": [4]}).encode()),
+    ]:
+        redis.set(RECORD_PREFIX + member, text)
+        redis.zadd(RECENT, {member: 2.0})
+
+    with client(gallery_status_store) as http:
+        response = http.get("/gallery.json", headers=basic(TOKEN))
+
+    assert response.status_code == 200
+    assert [item["key"] for item in response.json()["items"]] == ["fine.jpg"]

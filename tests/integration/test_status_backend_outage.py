@@ -23,6 +23,7 @@ from tests.support.processes import receiver, s3thumbs_env
 
 TOKEN = "backend-outage-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GALLERY_TOKEN = "backend-outage-gallery"
 EVENTS = 20
 
 
@@ -31,7 +32,10 @@ def test_a_black_holed_result_backend_slows_no_request_and_loses_no_event(redis_
     with TcpLink(server.host, server.port) as link:
         link.silence()  # connections are accepted; no byte ever comes back
         env = s3thumbs_env(
-            broker_url=server.url_for(0), result_backend=f"redis://127.0.0.1:{link.port}/1", auth_token=TOKEN
+            broker_url=server.url_for(0),
+            result_backend=f"redis://127.0.0.1:{link.port}/1",
+            auth_token=TOKEN,
+            gallery_token=GALLERY_TOKEN,
         )
         with receiver(env, tmp_path / "receiver.log") as url, httpx.Client(timeout=30) as http:
             seconds: list[float] = []
@@ -45,7 +49,7 @@ def test_a_black_holed_result_backend_slows_no_request_and_loses_no_event(redis_
                     response = http.post(f"{url}/events", json=body, headers=AUTH)
                     seconds.append(time.perf_counter() - started)
                     assert response.status_code == expected, response.text
-            gallery = http.get(f"{url}/gallery.json", headers=AUTH)
+            gallery = http.get(f"{url}/gallery.json", headers={"Authorization": f"Bearer {GALLERY_TOKEN}"})
 
     print(
         f"POST /events with a silent result backend: median {statistics.median(seconds) * 1000:.0f} ms, "
