@@ -6,21 +6,25 @@ import base64
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
+from s3thumbs.cli.wiring import receiver_app
+from s3thumbs.config import Secret, Settings
 from s3thumbs.gallery import Gallery
 from s3thumbs.keys import Layout
-from s3thumbs.links import Links
+from s3thumbs.links import CACHE_CONTROL, Links
 from s3thumbs.receiver import create_app
 from s3thumbs.redisbackend import RECENT, RECORD_PREFIX, StatusStore
 from s3thumbs.rules import Rules
-from s3thumbs.status import Record
+from s3thumbs.status import InProcessStatuses, Record
 from tests.support import images
-from tests.support.buckets import notify_through_sns, s3_client
+from tests.support.buckets import fresh_bucket, notify_through_sns, s3_client
 from tests.support.notifications import minio_webhook
 from tests.support.processes import receiver, s3thumbs_env, wait_for, worker
 from tests.support.publishing import Recorded
@@ -207,3 +211,28 @@ def test_one_record_the_gallery_cannot_read_leaves_the_others_shown(gallery_stat
 
     assert response.status_code == 200
     assert [item["key"] for item in response.json()["items"]] == ["fine.jpg"]
+
+
+def test_links_survive_refreshes_and_s3_tells_the_browser_to_keep_the_images(moto_server_url):
+    s3 = s3_client(moto_server_url)
+    bucket = fresh_bucket(s3, "links")
+    s3.put_object(Bucket=bucket, Key="a.jpg", Body=b"original")
+    s3.put_object(Bucket=bucket, Key="thumbnails/64x64/a.jpg", Body=b"thumbnail")
+    store = InProcessStatuses()
+    thumbs = ({"key": "thumbnails/64x64/a.jpg", "width": 64, "height": 48, "bytes": 9},)
+    store.save([Record(bucket, "a.jpg", "written", etag="e", thumbnails=thumbs)])
+    settings = Settings(
+        broker_url="memory://", result_backend=None, s3_endpoint_url=moto_server_url, gallery_token=Secret(TOKEN)
+    )
+
+    with TestClient(receiver_app(settings, store)) as http:
+        first = http.get("/gallery.json", headers=basic(TOKEN)).json()["items"][0]
+        time.sleep(1.1)  # a link signed a second later would differ
+        again = http.get("/gallery.json", headers=basic(TOKEN)).json()["items"][0]
+
+    links = [first["original"], first["thumbnails"][0]["url"]]
+    assert links == [again["original"], again["thumbnails"][0]["url"]]
+    for link, body in zip(links, (b"original", b"thumbnail"), strict=True):
+        response = httpx.get(link, timeout=10)
+        assert (response.status_code, response.content) == (200, body)
+        assert response.headers["Cache-Control"] == CACHE_CONTROL
