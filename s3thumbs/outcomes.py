@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery import Celery, Task, signals
 from celery.exceptions import Retry, TimeLimitExceeded
 
-from s3thumbs.errors import BadImage, PermanentFailure, S3ThumbsError, TimedOut
+from s3thumbs.errors import PermanentFailure, S3ThumbsError
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.metrics import WorkerMetrics
 from s3thumbs.status import Record, Statuses
@@ -27,9 +27,6 @@ from s3thumbs.storage import Storage
 from s3thumbs.thumbnailer import Outcome
 
 logger = logging.getLogger(__name__)
-
-# Failures that leave a marker, so backfill leaves the source alone until it changes.
-MARKED = (BadImage, TimedOut)
 
 
 def attach(task: Task, outcome: Outcome) -> None:
@@ -71,14 +68,20 @@ class Outcomes:
                 self.retried(sender.name, sender.max_retries, request, reason)
 
         def on_failure(
-            sender: Any = None, task_id: str = "", exception: BaseException | None = None, args: Any = None, **_: Any
+            sender: Any = None,
+            task_id: str = "",
+            exception: BaseException | None = None,
+            args: Any = None,
+            kwargs: Any = None,
+            **_: Any,
         ) -> None:
             if not ours(sender):
                 return
             started.pop(task_id, None)
             bucket, key = (list(args or []) + ["", ""])[:2]
             retries = int(getattr(sender.request, "retries", 0) or 0)
-            self.failed(sender.name, str(bucket), str(key), task_id, exception, retries)
+            etag = (kwargs or {}).get("etag") if isinstance(kwargs, dict) else None
+            self.failed(sender.name, str(bucket), str(key), task_id, exception, retries, etag)
 
         for signal, handler in (
             (signals.task_prerun, on_prerun),
@@ -137,25 +140,35 @@ class Outcomes:
         )
 
     def failed(
-        self, task: str, bucket: str, key: str, task_id: str, exception: BaseException | None, retries: int
+        self,
+        task: str,
+        bucket: str,
+        key: str,
+        task_id: str,
+        exception: BaseException | None,
+        retries: int,
+        etag: str | None = None,
     ) -> None:
-        """Log the failure once, mark what cannot pass, record "failed" and count it."""
+        """Log the failure once, mark the source, record "failed" and count it."""
         where = {"bucket": bucket, "key": key, "task_id": task_id}
         reason = failure_reason(exception, retries)
         if isinstance(exception, PermanentFailure):
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
         else:
             logger.error("s3://%s/%s failed for good %s", bucket, key, reason, extra=where)
-        if isinstance(exception, MARKED):
-            self._mark(bucket, key, reason)
+        self._mark(bucket, key, reason, etag)  # whatever the cause: backfill leaves it alone until it changes
         if (store := self.statuses()) is not None:
             store.save([Record(bucket, key, "failed", reason=reason)])
         self.metrics.tasks.labels(task, "failed").inc()
 
-    def _mark(self, bucket: str, key: str, reason: str) -> None:
-        """Mark the source as failed for good, for backfill; a marker that cannot be written is only logged."""
+    def _mark(self, bucket: str, key: str, reason: str, etag: str | None) -> None:
+        """Mark the source as failed for good, for backfill: with the eTag its event named, else the one S3
+        has now. A marker that cannot be written is only logged."""
         markers = self.markers()
         if markers is None:
+            return
+        if etag:
+            markers.mark(bucket, key, etag.strip('"'), reason)
             return
         try:
             source = self.storage().head(bucket, key)

@@ -59,3 +59,25 @@ def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_server_url,
     assert written["keys"] == [f"thumbnails/{s}/good.jpg" for s in ("128x128", "512x512", "1024x1024")]
     assert find(worked, "failed for good", "bad.jpg")["task_id"]
     assert find(worked, "is gone", "missing.jpg")["task_id"]
+
+
+def test_a_key_with_control_characters_never_forges_a_line_in_the_text_logs(moto_server_url, redis_server, tmp_path):
+    forged = "2026-01-01 00:00:00,000 INFO s3thumbs.thumbnailer: wrote 3 thumbnails of x.jpg"
+    key = f"evil\n{forged}\r\x1b[2K.jpg"
+    env = s3thumbs_env(**empty_redis(redis_server, 9, 10), s3_endpoint_url=moto_server_url, auth_token=TOKEN)
+    s3 = s3_client(moto_server_url)
+    bucket = fresh_bucket(s3, "logs")
+    # No upload: moto's server cannot store a key with a newline (S3 can); the notification alone is
+    # enough, and the worker logs that the source is gone.
+    receiver_log, worker_log = tmp_path / "receiver.log", tmp_path / "worker.log"
+    with receiver(env, receiver_log) as url, worker(env, worker_log) as service:
+        response = httpx.post(
+            f"{url}/events", json=minio_webhook(bucket, key, None), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.status_code == 202
+        service.wait_log("is gone")
+
+    for log in (receiver_log.read_text(), worker_log.read_text()):
+        assert "evil\\n2026-01-01" in log
+        assert not any(line.startswith(forged) for line in log.splitlines())
+        assert "\x1b" not in log and "\r" not in log

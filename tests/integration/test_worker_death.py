@@ -12,6 +12,7 @@ before the task wrote anything.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -22,9 +23,12 @@ from kombu import Connection
 from PIL import Image
 
 from s3thumbs.events import ObjectEvent
+from s3thumbs.failures import FAILED
 from s3thumbs.messages import QUEUE
+from s3thumbs.redisbackend import RECORD_PREFIX
 from tests.support.buckets import SIZES, fresh_bucket, object_exists, s3_client
-from tests.support.processes import group_alive, s3thumbs_env, wait_for, worker
+from tests.support.memory import group_members
+from tests.support.processes import group_alive, run_s3thumbs, s3thumbs_env, wait_for, worker
 from tests.support.publishing import Results, publish_events
 from tests.support.servers import empty_rabbitmq
 
@@ -174,3 +178,61 @@ def test_a_task_whose_worker_is_killed_mid_render_is_completed_by_a_new_worker(
     else:
         # Already back on the queue: the new worker takes it as soon as it consumes.
         assert redelivered - second_ready <= DELIVERY_SLACK
+
+
+def pool_processes(pgid: int) -> list[int]:
+    """The worker's pool processes: every member of its group but the main process."""
+    return [pid for pid in group_members(pgid) if pid != pgid]
+
+
+def rendering(pgid: int) -> bool:
+    """True when the pool processes of the worker ``pgid`` keep a CPU at least a third busy."""
+    before = cpu_seconds_of_children(pgid)
+    time.sleep(BUSY_SAMPLE)
+    return (cpu_seconds_of_children(pgid) - before) / BUSY_SAMPLE >= 0.3
+
+
+def test_a_task_whose_pool_process_dies_every_time_fails_for_good_after_bounded_tries(
+    moto_server_url, noise_jpeg_path, redis_factory, tmp_path
+):
+    """An upload that kills the process rendering it (the kernel's OOM killer, a segfault) is tried
+    1 + MAX_RETRIES times, then ends FAILED for good, with a reason saying so, a dead letter, a failure
+    marker (backfill leaves it alone) and a "failed" status: it is never redelivered for ever."""
+    server = redis_factory()
+    s3 = s3_client(moto_server_url)
+    bucket = fresh_bucket(s3, "poison")
+    key = "poison/noise.jpg"
+    with noise_jpeg_path.open("rb") as body:
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+    env = s3thumbs_env(
+        broker_url=server.url_for(0),
+        result_backend=server.url_for(1),
+        s3_endpoint_url=moto_server_url,
+        task_time_limit=str(TASK_TIME_LIMIT),
+        max_retries=str(MAX_RETRIES),
+        visibility_timeout=str(VISIBILITY_TIMEOUT),
+    )
+    [task_id] = publish_events(server.url_for(0), [ObjectEvent("created", bucket, key, "test", etag=etag)])
+    received = f"Task s3thumbs.thumbnail[{task_id}] received"
+    with Results(server.url_for(1)) as results, worker(env, tmp_path / "worker.log") as service:
+        for attempt in range(1, 2 + MAX_RETRIES):
+            service.wait_log(received, timeout=WORKER_START, count=attempt)
+            # A retry waits its countdown first: kill the pool process once it is busy with the render.
+            wait_for(lambda: rendering(service.process.pid), 30, f"try {attempt} to start rendering")
+            for pid in pool_processes(service.process.pid):
+                os.kill(pid, signal.SIGKILL)
+        result = results.wait_ready(task_id, 60)
+        service.wait_log(f"s3://{bucket}/{key}: dead letter recorded")
+        log = service.log()
+
+    assert result.state == "FAILURE"
+    assert "WorkerLostError" in repr(result.result)
+    assert log.count(received) == 1 + MAX_RETRIES, "tried once, then retried exactly MAX_RETRIES times"
+    with server.client(1) as backend:
+        marker = json.loads(backend.hget(FAILED, f"{bucket}/{key}"))
+        status = json.loads(backend.get(f"{RECORD_PREFIX}{bucket}/{key}"))
+    assert marker["etag"] == etag
+    assert "died" in marker["reason"]
+    assert (status["status"], status["reason"]) == ("failed", marker["reason"])
+    [letter] = [json.loads(line) for line in run_s3thumbs(env, "dead-letters", "list", "--json").stdout.splitlines()]
+    assert (letter["bucket"], letter["key"], letter["exception"]) == (bucket, key, "WorkerLostError")
