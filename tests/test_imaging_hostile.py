@@ -15,6 +15,8 @@ from s3thumbs import jpeg
 from s3thumbs.budget import MIB
 from s3thumbs.colours import MAX_EMBEDDED_PROFILE
 from s3thumbs.errors import BadImage
+from s3thumbs.imaging import RenderSpec, decode_memory
+from s3thumbs.keys import Size
 from tests.support import hostile, images
 from tests.support.rendering import render_all, render_one
 
@@ -117,3 +119,16 @@ def test_a_big_profile_that_does_not_fit_the_image_is_dropped():
         with Image.open(io.BytesIO(thumb.body)) as out:
             assert "icc_profile" not in out.info
         assert hostile.pixel_of(thumb.body) == (10, 200, 30)
+
+
+def test_the_default_budget_lets_the_heaviest_rgb_jpeg_max_pixels_admits_through():
+    # A 100 MP progressive JPEG with full chroma keeps 2 bytes per sample of coefficients: the most an
+    # RGB JPEG within S3THUMBS_MAX_PIXELS needs. Its header is enough for the estimate.
+    small = images.encode(Image.new("RGB", (64, 64), "orange"), "JPEG", progressive=True, subsampling=0)
+    [(_, start, _)] = [segment for segment in hostile.jpeg_segments(small) if segment[0] == 0xC2]
+    data = small[: start + 5] + (10000).to_bytes(2, "big") * 2 + small[start + 9 :]
+    spec = RenderSpec((Size(128, 128), Size(512, 512), Size(1024, 1024)))
+
+    needed = decode_memory(io.BytesIO(data), spec)
+
+    assert 570 * MIB < needed <= RenderSpec.max_decode_bytes
