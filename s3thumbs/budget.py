@@ -116,7 +116,7 @@ class DecodePlan:
 def plan(
     im: Image.Image,
     original: tuple[int, int],
-    scans: int,
+    whole_image: bool,
     stored_largest: tuple[int, int],
     region: tuple[float, float, float, float] | None,
     file_size: int,
@@ -142,7 +142,7 @@ def plan(
     return DecodePlan(
         decoded_size=size,
         decoded_mode=mode,
-        decoder_extra=_decoder_extra(im, original, scans, file_size),
+        decoder_extra=_decoder_extra(im, original, whole_image, file_size),
         normalized_mode=normalized,
         premultiplied_mode=premultiplied,
         first_resize=first,
@@ -152,11 +152,11 @@ def plan(
     )
 
 
-def _decoder_extra(im: Image.Image, original: tuple[int, int], scans: int, file_size: int) -> int:
+def _decoder_extra(im: Image.Image, original: tuple[int, int], whole_image: bool, file_size: int) -> int:
     """What the decoder itself holds while it runs, from the header."""
     if im.format in ("JPEG", "MPO"):
         sampling = [(h, v) for _, h, v, _ in getattr(im, "layer", [])]
-        return jpeg_coefficient_bytes(original, sampling) if scans > 1 else 0
+        return jpeg_coefficient_bytes(original, sampling) if whole_image else 0
     if im.format == "WEBP":
         return webp_canvas_bytes(im.size)
     if im.format == "TIFF":

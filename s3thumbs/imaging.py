@@ -162,16 +162,18 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     if width * height > spec.max_pixels:
         raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}")
     is_jpeg = im.format in ("JPEG", "MPO")
-    scans = jpeg.count_scans(source) if is_jpeg else 1
-    if scans > jpeg.MAX_SCANS:
+    progressive = is_jpeg and bool(im.info.get("progressive"))
+    if progressive and jpeg.too_many_scans(source):
         raise BadImage(f"a JPEG of more than {jpeg.MAX_SCANS} scans: an abnormal number, made to waste decoding time")
+    # The decoder keeps every coefficient of a progressive JPEG, or of a sequential one in several scans.
+    whole_image = progressive or (is_jpeg and jpeg.has_multiple_scans(source, len(getattr(im, "layer", []))))
     orientation = _orientation(im, loaded=False)
     targets, stored_largest = _targets((width, height), orientation, spec.sizes)
     region = None
     if is_jpeg:
         drafted = im.draft(None, stored_largest)
         region = drafted[1] if drafted else None
-    plan = budget.plan(im, (width, height), scans, stored_largest, region, file_size, DECODED_REDUCING_GAP)
+    plan = budget.plan(im, (width, height), whole_image, stored_largest, region, file_size, DECODED_REDUCING_GAP)
     return _Header((width, height), orientation, targets, stored_largest, region, plan)
 
 

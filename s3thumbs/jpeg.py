@@ -1,9 +1,11 @@
-"""A JPEG's structure, read before decoding: how many scans it has.
+"""A JPEG's structure, read before decoding: how many scans it has, and whether it has more than one.
 
-Each scan of a progressive (or multi-scan) JPEG makes the decoder pass over the whole image's
-coefficients again; a file that repeats one scan thousands of times costs seconds of CPU per
-megabyte. Counting them needs only the markers: segment lengths are skipped, and entropy-coded data
-ends at the first marker that is not a stuffed 0xFF00 or a restart marker.
+Each scan of a progressive JPEG makes the decoder pass over the whole image's coefficients again; a
+file that repeats one scan thousands of times costs seconds of CPU per megabyte (libjpeg refuses a
+repeated scan in a baseline file). Counting them needs only the markers: segment lengths are skipped,
+and entropy-coded data ends at the first marker that is not a stuffed 0xFF00 or a restart marker.
+That walk reads the whole file, so a quick upper bound comes first: every SOS marker is the bytes
+FF DA, which entropy-coded data never holds (other segments may, an EXIF thumbnail's scans say).
 """
 
 from __future__ import annotations
@@ -22,6 +24,49 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # Where entropy-coded data ends: 0xFF (any fill bytes), then a byte that is no stuffing (0x00),
 # restart marker (0xD0-0xD7) or fill (0xFF).
 _END_OF_DATA = re.compile(rb"\xff+[\x01-\xcf\xd8-\xfe]")
+
+
+def too_many_scans(source: IO[bytes], limit: int = MAX_SCANS) -> bool:
+    """True when the JPEG file ``source`` has more than ``limit`` scans; the position is put back."""
+    return _sos_upper_bound(source) > limit and count_scans(source, limit) > limit
+
+
+def has_multiple_scans(source: IO[bytes], frame_components: int) -> bool:
+    """True when the first scan of a sequential JPEG leaves components for later scans, so that the
+    decoder keeps the whole image's coefficients (as for any progressive JPEG)."""
+    start = source.tell()
+    source.seek(0)
+    try:
+        if source.read(2) != b"\xff\xd8":
+            return False
+        while (marker := _next_marker(source)) is not None and marker != EOI:
+            if marker in _STANDALONE:
+                continue
+            header = source.read(3)
+            if len(header) < 3:
+                return False
+            if marker == SOS:
+                return header[2] < frame_components  # the scan's component count follows its length
+            (length,) = struct.unpack(">H", header[:2])
+            source.seek(length - 3, 1)
+        return False
+    finally:
+        source.seek(start)
+
+
+def _sos_upper_bound(source: IO[bytes]) -> int:
+    """How often the bytes FF DA occur in the file: at least its number of scans."""
+    start = source.tell()
+    source.seek(0)
+    found, carry = 0, b""
+    try:
+        while chunk := source.read(CHUNK):
+            data = carry + chunk
+            found += data.count(b"\xff\xda")
+            carry = data[-1:] if data.endswith(b"\xff") else b""
+        return found
+    finally:
+        source.seek(start)
 
 
 def count_scans(source: IO[bytes], stop_after: int = MAX_SCANS) -> int:

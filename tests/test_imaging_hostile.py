@@ -132,3 +132,27 @@ def test_the_default_budget_lets_the_heaviest_rgb_jpeg_max_pixels_admits_through
     needed = decode_memory(io.BytesIO(data), spec)
 
     assert 570 * MIB < needed <= RenderSpec.max_decode_bytes
+
+
+def _markers(*segments: tuple[int, bytes]) -> bytes:
+    """A JPEG's marker structure alone: SOI, then each (marker, payload) with its length."""
+    return b"\xff\xd8" + b"".join(
+        bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload for marker, payload in segments
+    )
+
+
+@pytest.mark.parametrize(("components_in_first_scan", "expected"), [(3, False), (1, True)])
+def test_a_sequential_jpeg_whose_first_scan_leaves_components_has_multiple_scans(components_in_first_scan, expected):
+    frame = bytes([8, 0, 16, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1])  # 16×16, three components
+    scan = bytes([components_in_first_scan]) + bytes(2 * components_in_first_scan) + bytes([0, 63, 0])
+    data = _markers((0xE1, b"Exif\x00\x00" + bytes(100)), (0xC0, frame), (0xDA, scan))
+
+    assert jpeg.has_multiple_scans(io.BytesIO(data), 3) is expected
+
+
+def test_the_quick_scan_bound_never_misses_a_marker_across_chunks(monkeypatch):
+    monkeypatch.setattr(jpeg, "CHUNK", 7)  # markers land on every chunk boundary
+    bomb = hostile.scan_bomb(jpeg.MAX_SCANS + 1, (64, 48))
+
+    assert jpeg.too_many_scans(io.BytesIO(bomb))
+    assert not jpeg.too_many_scans(io.BytesIO(hostile.scan_bomb(jpeg.MAX_SCANS, (64, 48))))
