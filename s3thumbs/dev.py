@@ -21,6 +21,7 @@ import uvicorn
 from kombu.utils.url import maybe_sanitize_url
 from moto.server import ThreadedMotoServer
 
+from s3thumbs import server
 from s3thumbs.config import Settings
 from s3thumbs.demo import upload_demo
 
@@ -79,7 +80,7 @@ class ReceiverThread:
     """uvicorn serving the receiver from a background thread."""
 
     def __init__(self, app: Any, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", **server.options())
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="receiver", daemon=True)
 

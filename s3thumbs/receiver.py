@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from s3thumbs.auth import TokenAuth, Tokens
 from s3thumbs.batcher import Batcher
+from s3thumbs.draining import Drain
 from s3thumbs.errors import InvalidEvent, InvalidSignature
 from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest, decode_body, is_sns_envelope, parse_document
 from s3thumbs.gallery import Gallery
@@ -41,6 +42,8 @@ PUBLISH_TIMEOUT = 5.0
 # Seconds /readyz waits for the broker's answer: a probe needs one soon.
 READY_TIMEOUT = 3.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Seconds a request's body may take to arrive: a body sent a byte at a time must not hold a connection.
+BODY_TIMEOUT = 30.0
 # Fetches an SNS SubscribeURL (an https URL on an AWS SNS host) to confirm a subscription.
 Confirm = Callable[[str], None]
 # Raises InvalidSignature for an SNS envelope that SNS did not sign (see s3thumbs.sns.Verifier).
@@ -57,6 +60,7 @@ class Receiving:
     metrics: ReceiverMetrics
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     publish_timeout: float = PUBLISH_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
     ready: Callable[[], bool] = lambda: True
     confirm: Confirm | None = None
     verify: Verify | None = None
@@ -74,7 +78,11 @@ async def events(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200)
     deps = _receiving(request)
-    body = await _read_body(request, deps.max_body_bytes)
+    try:
+        async with asyncio.timeout(deps.body_timeout):
+            body = await _read_body(request, deps.max_body_bytes)
+    except TimeoutError:
+        return JSONResponse({"error": f"body not received within {deps.body_timeout:g} s"}, 408)
     if body is None:
         return JSONResponse({"error": f"body over {deps.max_body_bytes} bytes"}, 413)
     try:
@@ -224,6 +232,7 @@ def create_app(
     verify: Verify | None = None,
     sns_topics: frozenset[str] | None = None,
     publish_timeout: float = PUBLISH_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
     publisher_threads: int = 1,
     gallery: Gallery | None = None,
     statuses: Statuses | None = None,
@@ -249,6 +258,7 @@ def create_app(
         ReceiverMetrics(),
         max_body_bytes=max_body_bytes,
         publish_timeout=publish_timeout,
+        body_timeout=body_timeout,
         ready=ready,
         confirm=confirm,
         verify=verify,
@@ -270,6 +280,7 @@ def create_app(
     if gallery is not None:
         routes += [Route("/", gallery.page, methods=["GET"]), Route("/gallery.json", gallery.data, methods=["GET"])]
     tokens = Tokens(sender=token, viewer=gallery_token, local_viewers=gallery is not None and not gallery_token)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TokenAuth, tokens=tokens)])
+    middleware = [Middleware(Drain), Middleware(TokenAuth, tokens=tokens)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.receiver = receiving
     return app

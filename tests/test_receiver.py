@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
 import pytest
 from starlette.testclient import TestClient
 
+from s3thumbs.draining import DRAIN_SECONDS
 from s3thumbs.keys import Layout
 from s3thumbs.receiver import create_app
 from s3thumbs.rules import Rules
@@ -274,3 +276,27 @@ def test_a_users_own_navigation_is_no_cross_site_request(published_events):
     headers = {"Authorization": f"Bearer {TOKEN}", "Sec-Fetch-Site": "none"}
     response = client_for(published_events, token=TOKEN).post("/events", json=minio_webhook(), headers=headers)
     assert response.status_code == 202
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_the_connection(published_events):
+    # A sender dribbling its body (or stopping half-way) must not hold a connection for ever.
+    app = create_app(published_events, body_timeout=0.5)
+    scope = {"type": "http", "method": "POST", "path": "/events", "headers": [], "query_string": b""}
+    sent: list[dict] = []
+    first = [{"type": "http.request", "body": b'{"Records": [', "more_body": True}]
+
+    async def receive() -> dict:
+        if first:
+            return first.pop()
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def serve() -> None:
+        await asyncio.wait_for(app(scope, receive, send), timeout=0.5 + DRAIN_SECONDS + 5)
+
+    asyncio.run(serve())
+    assert sent[0]["status"] == 408
+    assert published_events == []

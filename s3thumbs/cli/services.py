@@ -15,7 +15,7 @@ import click
 import uvicorn
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3thumbs import celery_app, metrics
+from s3thumbs import celery_app, metrics, server
 from s3thumbs import sqs as queues
 from s3thumbs.cli import wiring
 from s3thumbs.cli.main import CONTEXT
@@ -76,6 +76,7 @@ def receiver(host: str, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        **server.options(),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -60,9 +61,10 @@ def group_alive(pgid: int) -> bool:
 
 
 class Service:
-    """An ``s3thumbs`` subprocess in its own process group, logging to a file."""
+    """An ``s3thumbs`` subprocess in its own process group, logging to a file; ``open_files`` lowers its
+    limit of open file descriptors (as a container's ``ulimit -n`` would)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, open_files: int | None = None) -> None:
         self.log_path = log
         self._log = log.open("wb")
         self.process = subprocess.Popen(
@@ -71,6 +73,7 @@ class Service:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files),
         )
 
     def log(self) -> str:
@@ -110,11 +113,15 @@ class Service:
         self._log.close()
 
 
+def _limit_open_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 @contextmanager
-def receiver(env: dict[str, str], log: Path) -> Iterator[str]:
+def receiver(env: dict[str, str], log: Path, open_files: int | None = None) -> Iterator[str]:
     """A receiver subprocess on a free loopback port; yields its base URL."""
     port = free_port()
-    service = Service(["receiver", "--host", LOOPBACK, "--port", str(port)], env, log)
+    service = Service(["receiver", "--host", LOOPBACK, "--port", str(port)], env, log, open_files)
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_for(lambda: _healthy(url, service), 30, "the receiver's /healthz")
