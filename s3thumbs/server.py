@@ -1,4 +1,5 @@
-"""The receiver's HTTP server: uvicorn, with a deadline on request headers and a bound on connections.
+"""The receiver's HTTP server: uvicorn, with a deadline and a size limit on request headers, and a bound
+on connections.
 
 uvicorn waits for ever for request headers that never finish, and accepts connections until its
 process runs out of file descriptors; past that, no one gets in (242 stalled connections did it to a
@@ -7,7 +8,8 @@ complete ``HEADER_TIMEOUT`` seconds after it opened (or after its previous answe
 ``connection_bound()`` connections open per process: a connection past the bound closes the oldest one
 that is waiting for headers (stalled, or idle between requests), and only when every connection is busy
 with a request is the newcomer itself closed. Real senders send their headers at once, so they are
-never the oldest waiting: hundreds of stalled connections cost them nothing.
+never the oldest waiting: hundreds of stalled connections cost them nothing. Request line and headers
+over ``MAX_HEADER_BYTES`` get a 431 and the connection is closed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 # Seconds a client has to send a request's headers, from connecting or from its previous answer.
 HEADER_TIMEOUT = 10.0
+# Bytes of request line and headers a request may have: httptools keeps however many it is sent, so
+# without a bound one client fills the memory (100 MiB of one header took the process to 273 MiB).
+MAX_HEADER_BYTES = 64 * 1024
+TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 # Connections one receiver process keeps open at most (fewer when its descriptor limit is lower).
 MAX_CONNECTIONS = 1000
 # Descriptors left for the process itself: broker and Redis connections, logs, threads, SNS fetches.
@@ -52,6 +58,7 @@ class _Drops:
 
     def __init__(self) -> None:
         self.timed_out = 0
+        self.too_large = 0
         self.evicted = 0
         self.refused = 0
         self._reported = -DROP_REPORT_SECONDS
@@ -62,10 +69,12 @@ class _Drops:
         if now - self._reported >= DROP_REPORT_SECONDS:
             self._reported = now
             logger.warning(
-                "dropped connections so far: %d without headers after %g s, %d closed to make room, %d refused "
-                "with all %d busy",
+                "dropped connections so far: %d without headers after %g s, %d with headers over %d bytes, "
+                "%d closed to make room, %d refused with all %d busy",
                 self.timed_out,
                 HEADER_TIMEOUT,
+                self.too_large,
+                MAX_HEADER_BYTES,
                 self.evicted,
                 self.refused,
                 _bound(),
@@ -82,6 +91,18 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.waiting_since: float | None = None  # when it began waiting for headers; None while busy
         self._deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.waiting_since is None or self.transport.is_closing():
+            return
+        self._header_bytes += len(data)  # all of it came before the headers' end
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._headers_arrived()
+            DROPS.count("too_large")
+            self.transport.write(TOO_LARGE)
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -106,6 +127,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _await_headers(self) -> None:
         self._headers_arrived()
         self.waiting_since = time.monotonic()
+        self._header_bytes = 0
         self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._drop, "timed_out")
 
     def _headers_arrived(self) -> None:

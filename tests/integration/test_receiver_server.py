@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from s3thumbs.server import HEADER_TIMEOUT, connection_bound
+from s3thumbs.server import HEADER_TIMEOUT, MAX_HEADER_BYTES, connection_bound
 from tests.support.notifications import minio_webhook
 from tests.support.processes import receiver, s3thumbs_env
 from tests.support.servers import empty_redis
@@ -102,6 +102,20 @@ def test_stalled_connections_neither_starve_senders_nor_stay_open(redis_server, 
     assert still_open <= connection_bound(OPEN_FILES)
     assert len(ended) == len(opened)
     assert lived[-1] <= HEADER_TIMEOUT * 1.5
+
+
+def test_headers_over_the_limit_get_431_at_once_and_those_within_pass(redis_server, tmp_path):
+    # The parser keeps whatever header bytes it is sent: unbounded, a client fills the receiver's memory.
+    env = s3thumbs_env(**empty_redis(redis_server, 7, 8), auth_token=TOKEN)
+    with receiver(env, tmp_path / "receiver.log") as url:
+        with socket.create_connection(address(url), timeout=HEADER_TIMEOUT / 2) as sock:
+            sock.sendall(b"POST /events HTTP/1.1\r\nHost: receiver\r\nX-Padding: " + b"a" * MAX_HEADER_BYTES)
+            answer = sock.recv(1024)
+        padding = {"X-Padding": "a" * (MAX_HEADER_BYTES // 2)}
+        within = httpx.post(f"{url}/events", json=minio_webhook(), headers=AUTH | padding, timeout=HEADER_TIMEOUT)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert within.status_code == 202
 
 
 # A sender that posts more than the limit in one go: with Connection: close the server closes once it has
