@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from s3thumbs.draining import DRAIN_SECONDS
 from s3thumbs.server import HEADER_TIMEOUT, MAX_HEADER_BYTES, connection_bound
 from tests.support.notifications import minio_webhook
 from tests.support.processes import receiver, s3thumbs_env
@@ -158,3 +159,31 @@ def test_an_early_answer_to_a_large_body_is_read_not_reset(redis_server, tmp_pat
 
     print(f"{TRIES} bodies of {2 * BODY_LIMIT} bytes, {'chunked' if chunked else 'Content-Length'}: {dict(outcomes)}")
     assert {line.split(" ")[1] if " " in line else line: n for line, n in outcomes.items()} == {status: TRIES}
+
+
+def test_a_sender_waiting_for_100_continue_gets_its_413_at_once(redis_server, tmp_path):
+    # curl asks before sending a body over 1 MiB: nothing was sent, so there is nothing to read first.
+    env = s3thumbs_env(**empty_redis(redis_server, 7, 8), auth_token=TOKEN, max_body_bytes=str(BODY_LIMIT))
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: receiver\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {2 * BODY_LIMIT}\r\n\r\n"
+    )
+    with receiver(env, tmp_path / "receiver.log") as url:
+        with socket.create_connection(address(url), timeout=DRAIN_SECONDS / 2) as sock:
+            sock.sendall(head.encode())
+            answer = whole_response(sock)
+
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.endswith(b'bytes"}')
+
+
+def whole_response(sock: socket.socket) -> bytes:
+    """Status line, headers and the body its Content-Length announces."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(next(line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:"))[15:])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
