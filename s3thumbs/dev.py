@@ -152,7 +152,8 @@ def serve(
             show(line)
         if demo:  # before the worker starts (it takes over stdout); the tasks wait on the broker
             upload_demo(s3, BUCKET, show)
-            show(f"demo: open {receiver_url}/ to watch the thumbnails appear")
+            if gallery:
+                show(f"demo: open {receiver_url}/ to watch the thumbnails appear")
         run_worker()
     finally:
         show("Stopping…")
