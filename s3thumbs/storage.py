@@ -55,6 +55,9 @@ def make_client(endpoint_url: str | None) -> Any:
         read_timeout=30,
         retries={"mode": "standard", "total_max_attempts": 3},
         s3={"addressing_style": "path"} if endpoint_url else None,
+        # SigV4 everywhere, presigned links included: botocore would sign those with SigV2, which AWS
+        # regions opened since 2014 refuse and AWS is retiring.
+        signature_version="s3v4",
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
