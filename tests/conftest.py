@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from s3thumbs.storage import Storage
 
-pytest_plugins = ["tests.support.servers"]
+pytest_plugins = ["tests.support.servers", "tests.support.stores"]
 
 REGION = "us-east-1"
 
