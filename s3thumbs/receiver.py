@@ -27,10 +27,11 @@ from s3thumbs.auth import TokenAuth, Tokens
 from s3thumbs.batcher import Batcher
 from s3thumbs.draining import Drain
 from s3thumbs.errors import InvalidEvent, InvalidSignature
-from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest, decode_body, is_sns_envelope, parse_document
+from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest
 from s3thumbs.gallery import Gallery
 from s3thumbs.messages import Publish
 from s3thumbs.metrics import TEXT_FORMAT, ReceiverMetrics
+from s3thumbs.notifications import decode_body, is_sns_envelope, parse_document
 from s3thumbs.rules import Rules, log_skipped
 from s3thumbs.sns import is_sns_url
 from s3thumbs.status import BackgroundStatuses, Statuses, queued_records, skipped_records

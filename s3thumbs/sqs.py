@@ -22,8 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3thumbs.errors import InvalidEvent
-from s3thumbs.events import ObjectEvent, SubscriptionRequest, parse_body
+from s3thumbs.events import ObjectEvent, SubscriptionRequest
 from s3thumbs.messages import Publish
+from s3thumbs.notifications import parse_body
 from s3thumbs.rules import Rules, log_skipped
 from s3thumbs.storage import error_code
 

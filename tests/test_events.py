@@ -6,13 +6,8 @@ from typing import Any
 import pytest
 
 from s3thumbs.errors import InvalidEvent
-from s3thumbs.events import (
-    Notification,
-    ObjectEvent,
-    SubscriptionRequest,
-    parse_body,
-    parse_document,
-)
+from s3thumbs.events import Notification, ObjectEvent, SubscriptionRequest
+from s3thumbs.notifications import parse_body, parse_document
 from tests.support.notifications import (
     PAYLOADS,
     eventbridge_event,
@@ -197,6 +192,98 @@ SHAPES = [
             )
         ],
         [],
+    ),
+]
+
+
+CEPH_KEY = "photos/a b+c é.jpg"  # raw: RGW neither encodes nor expects decoding
+SHAPES += [
+    (
+        "ceph_put.json",
+        "ceph",
+        [
+            ObjectEvent(
+                "created",
+                "capture",
+                CEPH_KEY,
+                "ObjectCreated:Put",
+                22,
+                "ee0945e1d9c818058680b98955391717",
+                sequencer="EFC5146B1335C919",
+            )
+        ],
+        [],
+    ),
+    (
+        "ceph_delete.json",
+        "ceph",
+        [ObjectEvent("removed", "capture", CEPH_KEY, "ObjectRemoved:Delete", sequencer="EFC5146BBA243C1A")],
+        [],
+    ),
+    (
+        "seaweedfs_create.json",
+        "seaweedfs",
+        [
+            ObjectEvent(
+                "created",
+                "capture",
+                CEPH_KEY,
+                "seaweedfs:create",
+                22,
+                "ee0945e1d9c818058680b98955391717",
+                content_type="image/jpeg",
+            )
+        ],
+        [],
+    ),
+    (  # an overwrite: S3 would say ObjectCreated:Put
+        "seaweedfs_update.json",
+        "seaweedfs",
+        [
+            ObjectEvent(
+                "created",
+                "capture",
+                CEPH_KEY,
+                "seaweedfs:update",
+                11,
+                "509ff4bfff30a77103aac34068ea46c7",
+                content_type="text/plain; charset=utf-8",
+            )
+        ],
+        [],
+    ),
+    ("seaweedfs_delete.json", "seaweedfs", [ObjectEvent("removed", "capture", CEPH_KEY, "seaweedfs:delete")], []),
+    (
+        "seaweedfs_multipart.json",
+        "seaweedfs",
+        [
+            ObjectEvent(
+                "created",
+                "capture",
+                "big.jpg",
+                "seaweedfs:create",
+                5242881,
+                "0c62823571cff39c8dddcc6a74e2569f-2",
+                content_type="image/jpeg",
+            )
+        ],
+        [],
+    ),
+    ("seaweedfs_bucket.json", "seaweedfs", [], [("capture", "", "not an object")]),
+    ("seaweedfs_directory.json", "seaweedfs", [], [("capture", "photos", "directory")]),
+    ("seaweedfs_system.json", "seaweedfs", [], [(".system", "owners/s3thumbs-tests/capture", "filer's own")]),
+    (
+        "seaweedfs_upload_part.json",
+        "seaweedfs",
+        [],
+        [
+            (
+                "capture",
+                ".uploads/a2b1d57cc51548115a61c97726f77778b4c13f22_1a2b837dc4c64de0b326151e7befe864"
+                "/0001_d077de13-ad1d-4dab-9e30-01498da6f8c4.part",
+                "multipart",
+            )
+        ],
     ),
 ]
 

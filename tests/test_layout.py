@@ -40,6 +40,7 @@ def test_no_module_is_over_300_lines(path):
         ("s3thumbs.thumbnailer", {"celery", "kombu"}),
         # The pure core imports no I/O library.
         ("s3thumbs.events", {"boto3", "celery", "starlette", "redis", "PIL"}),
+        ("s3thumbs.notifications", {"boto3", "celery", "starlette", "redis", "PIL"}),
         ("s3thumbs.rules", {"boto3", "celery", "starlette", "redis", "PIL"}),
         ("s3thumbs.messages", {"boto3", "celery", "starlette", "redis", "PIL"}),
         ("s3thumbs.imaging", {"boto3", "celery", "starlette", "redis"}),

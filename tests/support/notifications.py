@@ -9,6 +9,7 @@ document; ``json_body`` turns one into the bytes of a request. SNS envelopes com
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,65 @@ def sns_confirmation(
         "SubscribeURL": subscribe_url,
         "Timestamp": TIMESTAMP,
     }
+
+
+def ceph_records(
+    bucket: str = "photos",
+    key: str = "a b+c é.jpg",
+    *,
+    event: str = "ObjectCreated:Put",
+    etag: str = "e",
+    size: int = 22,
+) -> dict[str, Any]:
+    """A Ceph RGW topic's body: one AWS-shaped record, ``eventSource`` ``ceph:s3``, the key raw."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.2",
+                "eventSource": "ceph:s3",
+                "awsRegion": "",
+                "eventName": event,
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "s3thumbs",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": key,
+                        "size": size,
+                        "eTag": etag,
+                        "versionId": "",
+                        "sequencer": "EFC5146B1335C919",
+                    },
+                },
+                "eventId": f"1796523503.432616.{etag}",
+                "opaqueData": "",
+            }
+        ]
+    }
+
+
+def seaweedfs_event(
+    event_type: str = "create",
+    path: str = "/buckets/photos/a b+c é.jpg",
+    *,
+    etag: str | None = "ee0945e1d9c818058680b98955391717",
+    size: int = 22,
+    mime: str = "image/jpeg",
+    directory: bool = False,
+    new_path: str | None = None,
+) -> dict[str, Any]:
+    """A SeaweedFS filer event for the entry at ``path`` (``new_path``: where a rename puts it)."""
+    name = path.rsplit("/", 1)[-1]
+    entry: dict[str, Any] = {"name": name, "attributes": {"file_size": size, "mime": mime, "mtime": 1796523488}}
+    if directory:
+        entry = {"name": name, "is_directory": True, "attributes": {"mtime": 1796523488}}
+    elif etag is not None:
+        entry["extended"] = {"Seaweed-X-Amz-ETag": base64.b64encode(etag.encode()).decode()}
+    message: dict[str, Any] = {"delete_chunks": True, "signatures": [980122533]}
+    if event_type in ("delete", "update", "rename"):
+        message["old_entry"] = entry
+    if event_type in ("create", "update", "rename"):
+        parent, _, new_name = (new_path or path).rpartition("/")
+        message["new_entry"] = entry | {"name": new_name}
+        message["new_parent_path"] = parent
+    return {"event_type": event_type, "key": path, "message": message}
