@@ -7,12 +7,13 @@ import logging
 import sys
 from collections.abc import Iterable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import click
 from tqdm import tqdm
 
 from s3thumbs import backfill as backfilling
-from s3thumbs import celery_app, deadletters
+from s3thumbs import celery_app, deadletters, topics
 from s3thumbs import notify as notifying
 from s3thumbs.cli import wiring
 from s3thumbs.cli.main import CONTEXT
@@ -82,19 +83,49 @@ def _progress(items: Iterable[T], total: int | None, description: str) -> Iterab
 
 @click.command(context_settings=CONTEXT)
 @click.argument("bucket")
+@click.option("--arn", default=None, help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook.")
 @click.option(
-    "--arn", required=True, help="SNS topic, SQS queue or MinIO target, e.g. arn:minio:sqs::S3THUMBS:webhook."
+    "--push-endpoint",
+    default=None,
+    metavar="URL",
+    help="Ceph RGW: create a topic that pushes to the receiver at URL, e.g. http://s3thumbs:TOKEN@host:8080/events, "
+    "and send the bucket's events to it.",
+)
+@click.option("--topic", default=topics.DEFAULT_TOPIC, show_default=True, help="Ceph RGW: the topic's name.")
+@click.option(
+    "--persistent/--not-persistent",
+    default=False,
+    show_default=True,
+    help="Ceph RGW: queue events and retry them (on Ceph 16.2 the queue can stop after an outage; see README).",
 )
 @click.option("--prefix", default=None, help="Only keys under this prefix (S3 filters allow one prefix).")
 @click.option("--suffix", default=None, help="Only keys ending with this suffix.")
-def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> None:
-    """Send BUCKET's put and delete notifications to ARN, keeping its other rules.
+def notify(
+    bucket: str,
+    arn: str | None,
+    push_endpoint: str | None,
+    topic: str,
+    persistent: bool,
+    prefix: str | None,
+    suffix: str | None,
+) -> None:
+    """Send BUCKET's put and delete notifications to ARN (or to a Ceph RGW topic), keeping its other rules.
 
-    Uses PutBucketNotificationConfiguration, which MinIO and AWS both accept. Running it again
+    Uses PutBucketNotificationConfiguration, which AWS, MinIO and Ceph RGW accept. Running it again
     replaces s3thumbs' own rule rather than adding a second one. Thumbnails written under the
     output prefix are ignored by the receiver and the worker, so a whole-bucket rule is safe.
+
+    With --push-endpoint (Ceph RGW), a topic pushing to the receiver is created first, through RGW's
+    SNS API at S3THUMBS_S3_ENDPOINT_URL. RGW sends the URL's credentials as HTTP Basic, and creates
+    such a topic only over https, or over http when it has rgw_trust_forwarded_https = true (this
+    command then sends X-Forwarded-Proto: https).
     """
     settings = wiring.load_settings()
+    if (arn is None) == (push_endpoint is None):
+        raise click.UsageError("give exactly one of --arn and --push-endpoint")
+    if push_endpoint is not None:
+        arn = _ceph_topic(settings.s3_endpoint_url, push_endpoint, topic, persistent)
+    assert arn is not None
     try:
         notifying.section_for(arn)
     except ValueError as e:
@@ -107,6 +138,21 @@ def notify(bucket: str, arn: str, prefix: str | None, suffix: str | None) -> Non
         f"s3://{bucket}: put and delete events {scope or 'for every key'} now go to {arn} "
         f"({rules} rule(s) in the bucket's configuration)"
     )
+
+
+def _ceph_topic(endpoint_url: str | None, push_endpoint: str, name: str, persistent: bool) -> str:
+    """Create the RGW topic that pushes to ``push_endpoint``; its ARN."""
+    if endpoint_url is None:
+        raise click.UsageError("--push-endpoint needs S3THUMBS_S3_ENDPOINT_URL: the Ceph RGW to make the topic on")
+    if urlsplit(push_endpoint).scheme not in ("http", "https"):
+        raise click.BadParameter("an http:// or https:// URL of the receiver's /events", param_hint="--push-endpoint")
+    sns = topics.make_client(endpoint_url)
+    if urlsplit(endpoint_url).scheme == "http" and topics.has_credentials(push_endpoint):
+        topics.forward_https(sns)
+    try:
+        return topics.create_topic(sns, push_endpoint, name=name, persistent=persistent)
+    except topics.TopicRefused as e:
+        raise click.ClickException(str(e)) from e
 
 
 @click.group("dead-letters", context_settings=CONTEXT, invoke_without_command=True)
