@@ -274,6 +274,20 @@ class _Server:
         return f"{type(self).__name__}({self.url!r})"
 
 
+class _OwnProcess:
+    """A server this test session runs itself, as ``_process``."""
+
+    _process: _Process
+
+    @property
+    def running(self) -> bool:
+        return self._process.alive
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+
 class RedisServer(_Server):
     """A reachable Redis server identified by its URL."""
 
@@ -300,7 +314,7 @@ class RedisServer(_Server):
         return self.ping()
 
 
-class RedisProcess(RedisServer):
+class RedisProcess(_OwnProcess, RedisServer):
     """A private redis-server on loopback that tests may stop, kill and restart in place."""
 
     def __init__(
@@ -332,14 +346,6 @@ class RedisProcess(RedisServer):
             argv += [f"--{name}", value]
         argv += list(extra_args)
         self._process = _Process(argv, directory / "redis.log", cwd=directory)
-
-    @property
-    def running(self) -> bool:
-        return self._process.alive
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
     def start(self, timeout: float = REDIS_START_TIMEOUT) -> None:
         """Start the server on its port and directory, and wait until it has loaded its data."""
@@ -421,7 +427,7 @@ def _rabbitmq_scripts() -> tuple[Path, Path] | None:
     return server, ctl
 
 
-class RabbitMQNode(RabbitMQServer):
+class RabbitMQNode(_OwnProcess, RabbitMQServer):
     """A private RabbitMQ node on loopback with its own epmd, data, logs and Erlang cookie."""
 
     def __init__(self, server: Path, ctl: Path, directory: Path, port: int) -> None:
@@ -486,14 +492,6 @@ class RabbitMQNode(RabbitMQServer):
             "loopback_users.guest = true\n"
             "disk_free_limit.absolute = 1MB\n"
         )
-
-    @property
-    def running(self) -> bool:
-        return self._process.alive
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
     def start(self, timeout: float = RABBITMQ_START_TIMEOUT) -> None:
         """Start the node (and its epmd) and wait until AMQP connections succeed."""
