@@ -41,9 +41,21 @@ ENVS = [
         "S3THUMBS_BUCKET": "photos",
         "MINIO_ROOT_USER": "admin",
         "MINIO_ROOT_PASSWORD": "long-password",
+        "S3_ACCESS_KEY_ID": "admin",
+        "S3_SECRET_ACCESS_KEY": "long-password",
         "S3THUMBS_INCLUDE_PREFIX": "originals/",
     },
 ]
+# The stack pointed at a store of its own (README, "Deploy on MinIO with docker compose").
+ANOTHER_STORE = {
+    "S3THUMBS_S3_ENDPOINT_URL": "http://rgw.example.net:7480",
+    "S3_ACCESS_KEY_ID": "rgw-access-key",
+    "S3_SECRET_ACCESS_KEY": "rgw-secret-key",
+    "S3THUMBS_PUBLIC_S3_URL": "https://rgw.example.net",
+    "S3THUMBS_AUTH_TOKEN": "a-real-secret",
+    "S3THUMBS_GALLERY_TOKEN": "another-real-secret",
+}
+S3THUMBS_ROLES = ("receiver", "worker", "reconciler")
 
 
 def webhook_settings(minio: dict) -> dict[str, tuple[str, str]]:
@@ -142,14 +154,77 @@ def test_mc_talks_to_the_minio_service_with_the_root_credentials():
 
 
 @pytest.mark.parametrize("env", ENVS)
-@pytest.mark.parametrize("role", ["receiver", "worker"])
-def test_receiver_and_worker_settings_are_valid(env, role):
+@pytest.mark.parametrize("role", S3THUMBS_ROLES)
+def test_receiver_and_worker_settings_are_valid_and_use_minio_by_default(env, role):
     services = compose(env)["services"]
-    settings = Settings.from_env({k: str(v) for k, v in services[role]["environment"].items()})
-    assert urlsplit(settings.s3_endpoint_url).hostname == "minio"
+    environment = services[role]["environment"]
+    settings = Settings.from_env({k: str(v) for k, v in environment.items()})
+    assert (urlsplit(settings.s3_endpoint_url).hostname, urlsplit(settings.s3_endpoint_url).port) == ("minio", 9000)
     assert urlsplit(settings.broker_url).hostname == "redis"
-    assert services[role]["environment"]["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+    minio = services["minio"]["environment"]
+    assert environment["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+    assert environment["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
     assert normalize_prefix(env.get("S3THUMBS_INCLUDE_PREFIX") or "x") != settings.output_prefix
+
+
+@pytest.mark.parametrize("role", S3THUMBS_ROLES)
+def test_another_store_takes_the_endpoint_keys_and_public_url_from_env(role):
+    environment = compose(ANOTHER_STORE)["services"][role]["environment"]
+    settings = Settings.from_env({k: str(v) for k, v in environment.items()})
+    assert settings.s3_endpoint_url == ANOTHER_STORE["S3THUMBS_S3_ENDPOINT_URL"]
+    assert environment["AWS_ACCESS_KEY_ID"] == ANOTHER_STORE["S3_ACCESS_KEY_ID"]
+    assert environment["AWS_SECRET_ACCESS_KEY"] == ANOTHER_STORE["S3_SECRET_ACCESS_KEY"]
+    if role == "receiver":  # the gallery's links
+        assert environment["S3THUMBS_PUBLIC_S3_URL"] == ANOTHER_STORE["S3THUMBS_PUBLIC_S3_URL"]
+        assert environment["S3THUMBS_AUTH_TOKEN"] == ANOTHER_STORE["S3THUMBS_AUTH_TOKEN"]
+
+
+def _needs(services: dict, name: str) -> set[str]:
+    """Every service ``docker compose up name`` starts with it, through depends_on."""
+    found, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo.extend(services[current].get("depends_on", {}))
+    return found
+
+
+def test_the_s3thumbs_services_start_without_minio():
+    """`docker compose up redis receiver worker reconciler` brings up no MinIO, for another store."""
+    services = compose()["services"]
+    for role in S3THUMBS_ROLES:
+        assert _needs(services, role) & {"minio", "minio-init"} == set(), role
+
+
+@pytest.mark.parametrize("env", [{}, {"S3THUMBS_NETWORK": "thumbs-net"}])
+def test_stores_outside_this_file_can_join_the_network_and_reach_the_receiver(env):
+    config = compose(env)
+    assert config["networks"]["default"]["name"] == env.get("S3THUMBS_NETWORK", "s3thumbs")
+    receiver = config["services"]["receiver"]
+    assert "networks" not in receiver  # on the default network, as `receiver`
+    assert option(receiver["command"], "--port") == "8080"
+    assert "8080:8080" in receiver["ports"]  # and on this host's port 8080
+    assert "http://receiver:8080/events" in (ROOT / "README.md").read_text()
+
+
+def test_env_example_pairs_minio_with_the_keys_s3thumbs_uses():
+    example = dict(
+        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if line and line[0] != "#"
+    )
+    assert example["S3THUMBS_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert (example["S3_ACCESS_KEY_ID"], example["S3_SECRET_ACCESS_KEY"]) == (
+        example["MINIO_ROOT_USER"],
+        example["MINIO_ROOT_PASSWORD"],
+    )
+    assert compose(example) == compose()  # the example is the defaults, spelt out
+
+
+def test_the_file_says_where_minio_stands():
+    text = (ROOT / "docker-compose.yml").read_text()
+    header = text.split("\nx-s3thumbs:", 1)[0]
+    for fact in ("source-only", "Docker Hub", "quay.io", "S3THUMBS_S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID"):
+        assert fact in header, fact
 
 
 def test_receiver_and_worker_share_one_image_and_the_worker_scales():
