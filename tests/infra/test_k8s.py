@@ -46,14 +46,12 @@ KUBERNETES_VERSION = "1.30"
 KEDA_API = "keda.sh/v1alpha1"
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-COMPONENTS = ("receiver", "worker")
+COMPONENTS = ("receiver", "worker", "reconciler")
 QUEUE = "s3thumbs"
 TASKS_PER_CORE = 5  # the queue-length target per core (reference/scaling.md, config K)
 CPU_TARGET = 63  # % of the request: 0.9 x the ~70 % CPU share of a busy process
 SHUTDOWN_MARGIN = 30  # seconds of warm shutdown beyond the task's hard time limit
-# Worst case per worker process, measured: a 100 MP RGBA PNG adds ~800 MiB of RSS (8 bytes per pixel:
-# the decoded image and one working copy) to an idle process; an idle Celery child holds ~60-70 MiB.
-BYTES_PER_PIXEL = 8
+# A worker process once it has rendered (measured about 90 MiB), and its Celery parent (about 80).
 PROCESS_BASELINE = 96 * 2**20
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "ACCESS_KEY", "CREDENTIAL", "PRIVATE")
 
@@ -630,14 +628,32 @@ def test_worker_concurrency_equals_its_cpu_limit():
     assert "--autoscale" not in " ".join(container["args"]), "Celery's autoscaler fights KEDA"
 
 
-def test_worker_memory_covers_the_largest_allowed_image_in_every_process():
-    container = _container(_one(BASE, "Deployment", "worker"))
+@pytest.mark.parametrize("component", ["worker", "reconciler"])
+def test_worker_memory_covers_the_decode_budget_in_every_process(component):
+    container = _container(_one(BASE, "Deployment", component))
     processes = int(_option(container["args"], "--concurrency", "-c") or 0)
-    per_process = BYTES_PER_PIXEL * _settings(BASE, "worker").max_pixels + PROCESS_BASELINE
+    per_process = _settings(BASE, component).max_decode_mib * 2**20 + PROCESS_BASELINE
     needed = processes * per_process + PROCESS_BASELINE  # + the Celery parent
     limit = _bytes(container["resources"]["limits"]["memory"])
     assert limit >= needed, f"{limit / 2**20:.0f} MiB < {needed / 2**20:.0f} MiB"
     assert _bytes(container["resources"]["requests"]["memory"]) == limit
+
+
+def test_exactly_one_reconciler_schedules_the_reconciliation():
+    reconciler = _one(BASE, "Deployment", "reconciler")
+    container = _container(reconciler)
+    assert reconciler["spec"]["replicas"] == 1
+    assert reconciler["spec"]["strategy"]["type"] == "Recreate", "a rolling update would run two schedules"
+    assert "--beat" in container["args"]
+    assert int(_option(container["args"], "--concurrency", "-c") or 0) == _cores(
+        container["resources"]["limits"]["cpu"]
+    )
+    settings = _settings(BASE, "reconciler")
+    assert settings.reconcile_interval and settings.buckets
+    for other in ("worker", "receiver"):
+        assert "--beat" not in _container(_one(BASE, "Deployment", other)).get("args", [])
+    scaled = _one(BASE, "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] != reconciler["metadata"]["name"]
 
 
 def test_worker_replicas_are_left_to_keda():

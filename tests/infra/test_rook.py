@@ -373,7 +373,11 @@ def test_receiver_and_workers_use_the_object_store_with_the_claims_keys():
     spec = _one("CephBucketTopic")["spec"]
     claim = _one("ObjectBucketClaim")["metadata"]["name"]
     rook_keys = {"AWS_ACCESS_KEY_ID": "claim-access-key", "AWS_SECRET_ACCESS_KEY": "claim-secret-key"}
-    assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in _deployments()} == {"receiver", "worker"}
+    assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in _deployments()} == {
+        "receiver",
+        "worker",
+        "reconciler",
+    }
     for deployment in _deployments():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         sources = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
