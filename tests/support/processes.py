@@ -120,7 +120,13 @@ def _limit_open_files(count: int) -> None:
 @contextmanager
 def receiver(env: dict[str, str], log: Path, open_files: int | None = None) -> Iterator[str]:
     """A receiver subprocess on a free loopback port; yields its base URL."""
-    port = free_port()
+    with receiver_on(free_port(), env, log, open_files) as url:
+        yield url
+
+
+@contextmanager
+def receiver_on(port: int, env: dict[str, str], log: Path, open_files: int | None = None) -> Iterator[str]:
+    """A receiver subprocess on loopback ``port``, one a store was told about in advance; yields its base URL."""
     service = Service(["receiver", "--host", LOOPBACK, "--port", str(port)], env, log, open_files)
     url = f"http://{LOOPBACK}:{port}"
     try:

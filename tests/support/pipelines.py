@@ -1,0 +1,371 @@
+"""s3thumbs wired to a real store: receiver and worker subprocesses, a private Redis, and the store's
+notifications pointed at the receiver the way an operator would point them.
+
+Ceph RGW is wired per bucket by the product itself (``s3thumbs notify BUCKET --push-endpoint URL``, run as a
+subprocess); SeaweedFS's filer posts every event of every bucket to the one webhook its fixture fixed at
+start (``webhook_port``), so the receiver takes that port. The fixture's webhook path is
+``webhook_path``, and the receiver serves ``/events`` only: when they differ, a ``PathRelay`` on
+``webhook_port`` hands each request to the receiver's ``/events`` unchanged but for its path, and the
+receiver's answer back to the filer. The receiver logs JSON, so tests read its decisions per key.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import io
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from tests.support.processes import Service, receiver_on, run_s3thumbs, s3thumbs_env, wait_for, worker
+from tests.support.servers import LOOPBACK, RedisProcess, free_port, start_redis
+from tests.support.stores import CephRGW, SeaweedFS
+
+__all__ = ["EVENTS_PATH", "Pipeline", "PathRelay", "Thumbnail", "json_lines"]
+
+EVENTS_PATH = "/events"
+# Ceph's topic gets this token in its push-endpoint URL; SeaweedFS's filer sends its fixture's ``webhook_token``.
+CEPH_TOKEN = "real-stores-sender-token"
+GALLERY_TOKEN = "real-stores-gallery-token"
+# Two small boxes: every case renders in well under a second on a busy 2-core machine.
+SIZES = ("64x64", "256x256")
+OUTPUT_PREFIX = "thumbnails/"
+# Store -> receiver -> Redis -> worker -> store takes about a second here; the rest is room for a shared machine.
+DELIVERY_TIMEOUT = 60.0
+RELAY_TIMEOUT = 30.0
+
+
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a log written with ``S3THUMBS_LOG_FORMAT=json`` (other lines are left out)."""
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(line))
+    return found
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """One thumbnail as the store holds it: its bytes, picture, content type and user metadata."""
+
+    key: str
+    body: bytes
+    image: Image.Image
+    content_type: str
+    metadata: dict[str, str]
+
+
+class PathRelay:
+    """Answers a store's POSTs on ``port`` with what the receiver at ``target`` answers on ``/events``.
+
+    Headers (the sender's ``Authorization`` included) and body pass unchanged; only the path changes.
+    While the receiver is down the relay is stopped too, so the store meets a refused connection, as it
+    would with the receiver alone.
+    """
+
+    def __init__(self, port: int, target: str) -> None:
+        self.target = target
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="path-relay", daemon=True)
+
+    def __enter__(self) -> PathRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:  # the filer keeps connections alive: close them, as a stopped receiver would
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with relay._lock:
+                    relay._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with relay._lock:
+                    relay._connections.discard(self.connection)
+                super().finish()
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                hop = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
+                headers = {name: value for name, value in self.headers.items() if name.lower() not in hop}
+                try:
+                    answer = httpx.post(
+                        relay.target + EVENTS_PATH, content=body, headers=headers, timeout=RELAY_TIMEOUT
+                    )
+                    status, content = answer.status_code, answer.content
+                    content_type = answer.headers.get("content-type", "application/json")
+                except httpx.TransportError as e:
+                    status, content, content_type = 502, str(e).encode(), "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+class Pipeline:
+    """A receiver and a worker on ``store``, with a private Redis as broker (db 0) and result backend (db 1).
+
+    ``env`` is what every s3thumbs process of this pipeline gets: the store as ``S3THUMBS_S3_ENDPOINT_URL``
+    with its own keys, the sender's and the gallery's tokens, ``SIZES``, JSON logs, and a ``TMPDIR`` of its
+    own (a ``--beat`` worker keeps its schedule there). Use ``Pipeline.running``.
+    """
+
+    def __init__(self, store: CephRGW | SeaweedFS, redis: RedisProcess, directory: Path) -> None:
+        self.store = store
+        self.redis = redis
+        self.directory = directory
+        self.name = "ceph" if isinstance(store, CephRGW) else "seaweedfs"
+        # A topic per pipeline: RGW topics are per tenant, and `notify` updates one of the same name.
+        self.topic = f"s3thumbs-{uuid.uuid4().hex[:10]}"
+        relayed = isinstance(store, SeaweedFS) and store.webhook_path != EVENTS_PATH
+        if isinstance(store, SeaweedFS) and not relayed:
+            self.receiver_port = store.webhook_port
+        else:
+            self.receiver_port = free_port()
+        self.relay_port = store.webhook_port if relayed and isinstance(store, SeaweedFS) else None
+        self.token = store.webhook_token if isinstance(store, SeaweedFS) else CEPH_TOKEN
+        (directory / "tmp").mkdir(parents=True, exist_ok=True)
+        self.env = s3thumbs_env(
+            broker_url=redis.url_for(0),
+            result_backend=redis.url_for(1),
+            s3_endpoint_url=store.endpoint_url,
+            auth_token=self.token,
+            gallery_token=GALLERY_TOKEN,
+            sizes=",".join(SIZES),
+            log_format="json",
+            metrics_port=str(free_port()),
+        )
+        self.env.update(
+            AWS_ACCESS_KEY_ID=store.access_key,
+            AWS_SECRET_ACCESS_KEY=store.secret_key,
+            AWS_DEFAULT_REGION=store.region,
+            TMPDIR=str(directory / "tmp"),
+        )
+        self.worker_log = directory / "worker.log"
+        self.s3 = store.client()
+        self._receiver: ExitStack | None = None
+        self._receiver_runs = 0
+        self._worker: Service | None = None
+
+    @classmethod
+    @contextmanager
+    def running(cls, store: CephRGW | SeaweedFS, directory: Path) -> Iterator[Pipeline]:
+        """A pipeline with its receiver and worker running; everything stopped afterwards."""
+        redis = start_redis(directory / "redis")
+        pipeline = cls(store, redis, directory)
+        try:
+            with worker(pipeline.env, pipeline.worker_log) as service:
+                pipeline._worker = service
+                pipeline.start_receiver()
+                yield pipeline
+        finally:
+            pipeline.stop_receiver()
+            redis.kill()
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.receiver_port}"
+
+    @property
+    def store_target_port(self) -> int:
+        """The port the store delivers its events to: the receiver's, or the relay's in front of it."""
+        return self.relay_port if self.relay_port is not None else self.receiver_port
+
+    @property
+    def worker(self) -> Service:
+        assert self._worker is not None
+        return self._worker
+
+    @property
+    def push_endpoint(self) -> str:
+        """What RGW is told to push to: the receiver's ``/events`` with the token as the Basic password."""
+        return f"http://s3thumbs:{self.token}@{LOOPBACK}:{self.receiver_port}{EVENTS_PATH}"
+
+    def receiver_logs(self) -> list[Path]:
+        """Every log this pipeline's receiver wrote (one per start)."""
+        return sorted(self.directory.glob("receiver*.log"))
+
+    def start_receiver(self) -> None:
+        """Start the receiver (and the relay in front of it, if any) on the ports the store knows."""
+        assert self._receiver is None, "the receiver is running"
+        self._receiver_runs += 1
+        log = self.directory / f"receiver{self._receiver_runs}.log"
+        stack = ExitStack()
+        try:
+            stack.enter_context(receiver_on(self.receiver_port, self.env, log))
+            if self.relay_port is not None:
+                stack.enter_context(PathRelay(self.relay_port, self.receiver_url))
+        except BaseException:
+            stack.close()
+            raise
+        self._receiver = stack
+
+    def stop_receiver(self) -> None:
+        if self._receiver is not None:
+            self._receiver.close()
+            self._receiver = None
+
+    @contextmanager
+    def receiver_down(self) -> Iterator[None]:
+        """Nothing listens where the store sends its events until the block ends."""
+        self.stop_receiver()
+        try:
+            yield
+        finally:
+            self.start_receiver()
+
+    def bucket(self, prefix: str) -> str:
+        """A new bucket whose events reach the receiver: ``s3thumbs notify --push-endpoint`` on Ceph."""
+        name = self.store.create_bucket(f"{prefix}-{uuid.uuid4().hex[:10]}")
+        if isinstance(self.store, CephRGW):
+            done = run_s3thumbs(
+                self.env, "notify", name, "--push-endpoint", self.push_endpoint, "--topic", self.topic, timeout=120
+            )
+            assert done.returncode == 0, f"s3thumbs notify exited {done.returncode}: {done.stdout}{done.stderr}"
+            assert f"s3://{name}: put and delete events for every key now go to" in done.stdout, done.stdout
+        return name
+
+    # --- what the receiver decided ---------------------------------------------------------------------------
+
+    def receiver_lines(self, bucket: str) -> list[dict[str, Any]]:
+        """The receiver's log lines about ``bucket`` (every run), oldest first."""
+        return [line for log in self.receiver_logs() for line in json_lines(log) if line.get("bucket") == bucket]
+
+    def published(self, bucket: str) -> list[str]:
+        """Keys of ``bucket`` the receiver published a task for, in order (a key once per task)."""
+        return [line["key"] for line in self.receiver_lines(bucket) if line["message"].startswith("published ")]
+
+    def skipped(self, bucket: str) -> dict[str, list[str]]:
+        """Keys of ``bucket`` the receiver skipped, each with the reasons it gave (once per event)."""
+        found: dict[str, list[str]] = {}
+        for line in self.receiver_lines(bucket):
+            if line["message"].startswith("skipped "):
+                found.setdefault(line["key"], []).append(line["reason"])
+        return found
+
+    def worker_lines(self, bucket: str) -> list[dict[str, Any]]:
+        """The worker's JSON log lines about ``bucket``, oldest first."""
+        return [line for line in json_lines(self.worker_log) if line.get("bucket") == bucket]
+
+    def metric(self, text: str) -> float:
+        """The value of the receiver's metric line starting with ``text`` (0 when absent)."""
+        answer = httpx.get(f"{self.receiver_url}/metrics", timeout=10)
+        for line in answer.text.splitlines():
+            if line.startswith(text + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def gallery(self) -> dict[str, Any]:
+        """``/gallery.json`` as a viewer gets it (HTTP Basic, the gallery's token as password)."""
+        basic = base64.b64encode(f"viewer:{GALLERY_TOKEN}".encode()).decode()
+        answer = httpx.get(f"{self.receiver_url}/gallery.json", headers={"Authorization": f"Basic {basic}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        document: dict[str, Any] = answer.json()
+        return document
+
+    # --- what the worker wrote -------------------------------------------------------------------------------
+
+    def thumbnail_key(self, key: str, size: str) -> str:
+        return f"{OUTPUT_PREFIX}{size}/{key}"
+
+    def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.s3.head_object(Bucket=bucket, Key=key)
+        except self.s3.exceptions.ClientError as e:
+            if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                return None
+            raise
+        return found
+
+    def wait_thumbnails(
+        self, bucket: str, key: str, etag: str, timeout: float = DELIVERY_TIMEOUT
+    ) -> dict[str, Thumbnail]:
+        """Every size's thumbnail of ``key`` once each carries the source eTag ``etag``, by size."""
+
+        def rendered(size: str) -> bool:
+            head = self.head(bucket, self.thumbnail_key(key, size))
+            return head is not None and head["Metadata"].get("s3thumbs-source-etag") == etag
+
+        for size in SIZES:
+            wait_for(
+                lambda size=size: rendered(size), timeout, f"s3://{bucket}/{self.thumbnail_key(key, size)} of {etag}"
+            )
+        return {size: self.thumbnail(bucket, self.thumbnail_key(key, size)) for size in SIZES}
+
+    def thumbnail(self, bucket: str, key: str) -> Thumbnail:
+        obj = self.s3.get_object(Bucket=bucket, Key=key)
+        body = obj["Body"].read()
+        image = Image.open(io.BytesIO(body))
+        image.load()
+        return Thumbnail(key, body, image, obj["ContentType"], obj["Metadata"])
+
+    def thumbnails_listed(self, bucket: str) -> list[str]:
+        """Every key under the output prefix of ``bucket``, as the store lists them."""
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=OUTPUT_PREFIX)
+        assert not listed.get("IsTruncated")
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def etag_of(answer: dict[str, Any]) -> str:
+    """The eTag of an S3 answer (PutObject, HeadObject), without quotes."""
+    return str(answer["ETag"]).strip('"')
+
+
+def multipart_upload(s3: Any, bucket: str, key: str, body: bytes, part_size: int) -> None:
+    """Upload ``body`` in parts of ``part_size`` bytes (S3's minimum is 5 MiB, but for the last)."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="image/jpeg")["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, len(body), part_size), start=1):
+        chunk = body[start : start + part_size]
+        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+
+
+def http_connection_refused(port: int) -> bool:
+    """True while nothing listens on loopback ``port``."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=1)
+    try:
+        connection.connect()
+    except OSError:
+        return True
+    finally:
+        connection.close()
+    return False
