@@ -29,11 +29,21 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from tests.support.processes import Service, receiver_on, run_s3thumbs, s3thumbs_env, wait_for, worker
+from tests.support.processes import receiver_on, run_s3thumbs, s3thumbs_env, wait_for, worker
 from tests.support.servers import LOOPBACK, RedisProcess, free_port, start_redis
 from tests.support.stores import CephRGW, SeaweedFS
 
-__all__ = ["EVENTS_PATH", "Pipeline", "PathRelay", "Thumbnail", "json_lines"]
+__all__ = [
+    "DELIVERY_TIMEOUT",
+    "SIZES",
+    "PathRelay",
+    "Pipeline",
+    "Thumbnail",
+    "etag_of",
+    "http_connection_refused",
+    "json_lines",
+    "multipart_upload",
+]
 
 EVENTS_PATH = "/events"
 # Ceph's topic gets this token in its push-endpoint URL; SeaweedFS's filer sends its fixture's ``webhook_token``.
@@ -151,16 +161,18 @@ class Pipeline:
         self.store = store
         self.redis = redis
         self.directory = directory
-        self.name = "ceph" if isinstance(store, CephRGW) else "seaweedfs"
         # A topic per pipeline: RGW topics are per tenant, and `notify` updates one of the same name.
         self.topic = f"s3thumbs-{uuid.uuid4().hex[:10]}"
-        relayed = isinstance(store, SeaweedFS) and store.webhook_path != EVENTS_PATH
-        if isinstance(store, SeaweedFS) and not relayed:
-            self.receiver_port = store.webhook_port
+        self.relay_port: int | None = None
+        if isinstance(store, SeaweedFS):
+            self.token = store.webhook_token
+            if store.webhook_path == EVENTS_PATH:
+                self.receiver_port = store.webhook_port
+            else:
+                self.receiver_port, self.relay_port = free_port(), store.webhook_port
         else:
+            self.token = CEPH_TOKEN
             self.receiver_port = free_port()
-        self.relay_port = store.webhook_port if relayed and isinstance(store, SeaweedFS) else None
-        self.token = store.webhook_token if isinstance(store, SeaweedFS) else CEPH_TOKEN
         (directory / "tmp").mkdir(parents=True, exist_ok=True)
         self.env = s3thumbs_env(
             broker_url=redis.url_for(0),
@@ -182,7 +194,6 @@ class Pipeline:
         self.s3 = store.client()
         self._receiver: ExitStack | None = None
         self._receiver_runs = 0
-        self._worker: Service | None = None
 
     @classmethod
     @contextmanager
@@ -191,8 +202,7 @@ class Pipeline:
         redis = start_redis(directory / "redis")
         pipeline = cls(store, redis, directory)
         try:
-            with worker(pipeline.env, pipeline.worker_log) as service:
-                pipeline._worker = service
+            with worker(pipeline.env, pipeline.worker_log):
                 pipeline.start_receiver()
                 yield pipeline
         finally:
@@ -207,11 +217,6 @@ class Pipeline:
     def store_target_port(self) -> int:
         """The port the store delivers its events to: the receiver's, or the relay's in front of it."""
         return self.relay_port if self.relay_port is not None else self.receiver_port
-
-    @property
-    def worker(self) -> Service:
-        assert self._worker is not None
-        return self._worker
 
     @property
     def push_endpoint(self) -> str:
