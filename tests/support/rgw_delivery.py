@@ -37,7 +37,7 @@ from typing import Any
 from tests.support.pipelines import json_lines
 from tests.support.processes import receiver_on, run_s3thumbs, s3thumbs_env, wait_for
 from tests.support.servers import LOOPBACK, free_port, start_redis
-from tests.support.stores import CephRGW, _launch_ceph
+from tests.support.stores import CephRGW, start_ceph
 
 TOKEN = "rgw-delivery-token"
 BODY = b"x" * 1024  # the receiver never reads the object: a small body isolates the notification's cost
@@ -49,7 +49,7 @@ class Bench:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.store: CephRGW = _launch_ceph(directory / "ceph")
+        self.store: CephRGW = start_ceph(directory / "ceph")
         self.redis = start_redis(directory / "redis")
         self.port = free_port()
         self.env = s3thumbs_env(
