@@ -6,8 +6,6 @@ What happens after a task (status records, metrics, failure markers, dead letter
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -73,4 +71,6 @@ def register_reconcile(app: Celery, reconcile: Callable[[], None], interval: int
                 "options": {"expires": float(interval)},
             }
         }
-        app.conf.beat_schedule_filename = os.path.join(tempfile.gettempdir(), "s3thumbs-beat-schedule")
+        # Kept in memory, not in a schedule file: nothing shared with another beat on the host, nothing
+        # written to a read-only root; after a restart the first run comes one interval later.
+        app.conf.beat_scheduler = "celery.beat:Scheduler"

@@ -3,10 +3,8 @@ notifications pointed at the receiver the way an operator would point them.
 
 Ceph RGW is wired per bucket by the product itself (``s3thumbs notify BUCKET --push-endpoint URL``, run as a
 subprocess); SeaweedFS's filer posts every event of every bucket to the one webhook its fixture fixed at
-start (``webhook_port``), so the receiver takes that port. The fixture's webhook path is
-``webhook_path``, and the receiver serves ``/events`` only: when they differ, a ``PathRelay`` on
-``webhook_port`` hands each request to the receiver's ``/events`` unchanged but for its path, and the
-receiver's answer back to the filer. The receiver logs JSON, so tests read its decisions per key.
+start (``webhook_port``, path ``/events``), so the receiver takes that port. The receiver logs JSON, so
+tests read its decisions per key.
 """
 
 from __future__ import annotations
@@ -16,13 +14,10 @@ import contextlib
 import http.client
 import io
 import json
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +31,6 @@ from tests.support.stores import CephRGW, SeaweedFS
 __all__ = [
     "DELIVERY_TIMEOUT",
     "SIZES",
-    "PathRelay",
     "Pipeline",
     "Thumbnail",
     "etag_of",
@@ -54,7 +48,6 @@ SIZES = ("64x64", "256x256")
 OUTPUT_PREFIX = "thumbnails/"
 # Store -> receiver -> Redis -> worker -> store takes about a second here; the rest is room for a shared machine.
 DELIVERY_TIMEOUT = 60.0
-RELAY_TIMEOUT = 30.0
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -78,77 +71,6 @@ class Thumbnail:
     metadata: dict[str, str]
 
 
-class PathRelay:
-    """Answers a store's POSTs on ``port`` with what the receiver at ``target`` answers on ``/events``.
-
-    Headers (the sender's ``Authorization`` included) and body pass unchanged; only the path changes.
-    While the receiver is down the relay is stopped too, so the store meets a refused connection, as it
-    would with the receiver alone.
-    """
-
-    def __init__(self, port: int, target: str) -> None:
-        self.target = target
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="path-relay", daemon=True)
-
-    def __enter__(self) -> PathRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:  # the filer keeps connections alive: close them, as a stopped receiver would
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=10)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        relay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with relay._lock:
-                    relay._connections.add(self.connection)
-
-            def finish(self) -> None:
-                with relay._lock:
-                    relay._connections.discard(self.connection)
-                super().finish()
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                hop = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
-                headers = {name: value for name, value in self.headers.items() if name.lower() not in hop}
-                try:
-                    answer = httpx.post(
-                        relay.target + EVENTS_PATH, content=body, headers=headers, timeout=RELAY_TIMEOUT
-                    )
-                    status, content = answer.status_code, answer.content
-                    content_type = answer.headers.get("content-type", "application/json")
-                except httpx.TransportError as e:
-                    status, content, content_type = 502, str(e).encode(), "text/plain"
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
 class Pipeline:
     """A receiver and a worker on ``store``, with a private Redis as broker (db 0) and result backend (db 1).
 
@@ -163,13 +85,9 @@ class Pipeline:
         self.directory = directory
         # A topic per pipeline: RGW topics are per tenant, and `notify` updates one of the same name.
         self.topic = f"s3thumbs-{uuid.uuid4().hex[:10]}"
-        self.relay_port: int | None = None
         if isinstance(store, SeaweedFS):
-            self.token = store.webhook_token
-            if store.webhook_path == EVENTS_PATH:
-                self.receiver_port = store.webhook_port
-            else:
-                self.receiver_port, self.relay_port = free_port(), store.webhook_port
+            assert store.webhook_path == EVENTS_PATH, "the filer must post where the receiver listens"
+            self.token, self.receiver_port = store.webhook_token, store.webhook_port
         else:
             self.token = CEPH_TOKEN
             self.receiver_port = free_port()
@@ -215,8 +133,8 @@ class Pipeline:
 
     @property
     def store_target_port(self) -> int:
-        """The port the store delivers its events to: the receiver's, or the relay's in front of it."""
-        return self.relay_port if self.relay_port is not None else self.receiver_port
+        """The port the store delivers its events to: the receiver's."""
+        return self.receiver_port
 
     @property
     def push_endpoint(self) -> str:
@@ -228,15 +146,13 @@ class Pipeline:
         return sorted(self.directory.glob("receiver*.log"))
 
     def start_receiver(self) -> None:
-        """Start the receiver (and the relay in front of it, if any) on the ports the store knows."""
+        """Start the receiver on the port the store knows."""
         assert self._receiver is None, "the receiver is running"
         self._receiver_runs += 1
         log = self.directory / f"receiver{self._receiver_runs}.log"
         stack = ExitStack()
         try:
             stack.enter_context(receiver_on(self.receiver_port, self.env, log))
-            if self.relay_port is not None:
-                stack.enter_context(PathRelay(self.relay_port, self.receiver_url))
         except BaseException:
             stack.close()
             raise

@@ -425,7 +425,7 @@ class SeaweedFS(_Store):
         webhook_port: int,
         webhook_token: str,
         *,
-        webhook_path: str = "/seaweedfs-events",
+        webhook_path: str = "/events",
         path_prefixes: Sequence[str] = (),
     ) -> None:
         super().__init__(directory, _key(20, string.ascii_uppercase + string.digits), _key(40, string.ascii_letters))
