@@ -220,7 +220,7 @@ SUBSCRIPTION = json.dumps(sns_confirmation(topic="arn:aws:sns:us-east-1:12345678
     "body, reason",
     [
         ("not json at all", "body is not JSON"),
-        ('{"hello": "world"}', "not an S3, MinIO, SNS or EventBridge notification"),
+        ('{"hello": "world"}', "not an S3, MinIO, Ceph RGW, SNS, EventBridge or SeaweedFS notification"),
         ('{"Records": [{"eventName": "ObjectCreated:Put"}]}', "record has no s3.bucket.name"),
         (SUBSCRIPTION, "an SNS SubscriptionConfirmation for arn:aws:sns:us-east-1:123456789012:uploads"),
         ("x" * 100_000, "body is not JSON"),
