@@ -64,10 +64,12 @@ def test_exhausted_retries_leave_a_dead_letter(redis_server, tmp_path):
         result = publish(env, "photos", "a.jpg")
         wait_for(result.ready, 60, "the retries to run out")
         assert result.state == "FAILURE"
+        # The result is stored before the worker's log lines about it reach the file.
+        service.wait_log("s3://photos/a.jpg failed for good after 2 retries")
         log = service.log()
         assert "s3://photos/a.jpg: retry 1 of 2 in" in log
         assert "s3://photos/a.jpg: retry 2 of 2 in" in log
-        assert "s3://photos/a.jpg failed for good after 2 retries" in log
+        service.wait_log("s3://photos/a.jpg: dead letter recorded")
         [letter] = dead_letters(env)
         assert letter["retries"] == 2
         assert letter["exception"] == "EndpointConnectionError"

@@ -41,7 +41,7 @@ def test_a_process_that_outgrew_the_memory_ceiling_is_replaced_and_work_goes_on(
         wait_for(after.ready, 30, "the next image")
         assert after.state == "SUCCESS"
         assert object_exists(s3, bucket, "thumbnails/128x128/small.jpg")
-        log = service.log()
-        # Pool processes are numbered as they start: the huge image's was the first, the next one's a new one.
-        assert "ForkPoolWorker-1] s3://" + bucket + "/huge.jpg: wrote" in log
-        assert "ForkPoolWorker-2] s3://" + bucket + "/small.jpg: wrote" in log
+        # Pool processes are numbered as they start: the huge image's was the first, the next one's a new
+        # one. (Results are stored before the log lines about them reach the file: wait for those.)
+        service.wait_log("ForkPoolWorker-1] s3://" + bucket + "/huge.jpg: wrote")
+        service.wait_log("ForkPoolWorker-2] s3://" + bucket + "/small.jpg: wrote")

@@ -107,7 +107,7 @@ def test_an_overwrite_during_rendering_is_not_overwritten_by_stale_thumbnails(
         new = s3.put_object(Bucket=race_bucket, Key="racy.jpg", Body=images.jpeg(640, 480))["ETag"].strip('"')
         wait_for(result.ready, 60, "the task to settle")
         assert result.state == "SUCCESS", result.result
-        assert f"s3://{race_bucket}/racy.jpg changed" in service.log()
+        service.wait_log(f"s3://{race_bucket}/racy.jpg changed")  # the log line may follow the result
     final = thumbnails(s3, race_bucket, "racy.jpg")
     assert {source for _, source in final.values()} == {new}
     assert Image.open(io.BytesIO(final["1024x1024"][0])).size == (640, 480)
