@@ -5,7 +5,8 @@ grey, 4 for everything else, RGB included) plus a pointer per row, so a 1×100,0
 more than its pixel count suggests. Some decoders hold more for a while: a progressive or
 multi-scan JPEG keeps every DCT coefficient of the whole image (2 bytes per sample at full
 resolution, whatever the shrink on load), libtiff a whole decoded strip or tile and its compressed
-bytes, the WebP decoder three canvases of its own. Then come the copies rendering makes: a mode
+bytes, the WebP decoder three canvases of its own, libheif and libavif their planes, an interleaved
+copy and the whole file. Then come the copies rendering makes: a mode
 conversion, the premultiplied alpha, the first resize. The estimate is the most that is alive at
 any one moment; ``imaging.render`` refuses an image over its budget before decoding a byte of it.
 ``tests/integration/test_decode_memory.py`` measures real peaks against these estimates.
@@ -29,6 +30,10 @@ DECODE_OVERHEAD = 8 * 1024 * 1024
 JPEG_BLOCK_BYTES = 128
 # Pillow's WebP decoder keeps two canvases of the animation decoder and the frame it hands over.
 WEBP_CANVASES = 3
+# libheif's decoded planes, per pixel, by chroma subsampling (8 bits; twice that for 10 and 12).
+HEIF_PLANE_BYTES = {420: 1.5, 422: 2.0, 444: 3.0}
+# libavif's planes (up to 4:4:4, or 10-bit 4:2:0) and the RGBA buffer it converts them into.
+AVIF_BYTES_PER_PIXEL = 7
 MIB = 1024 * 1024
 # The worker holds a source this size or smaller in memory while it is decoded (larger ones on disk).
 SOURCE_IN_MEMORY = 16 * MIB
@@ -70,6 +75,16 @@ def jpeg_coefficient_bytes(size: tuple[int, int], sampling: list[tuple[int, int]
 def tiff_strip_bytes(width: int, rows: int, bits_per_pixel: int, compressed: int) -> int:
     """libtiff's buffers for one strip or tile of ``rows`` rows: decoded, and its compressed bytes."""
     return rows * math.ceil(width * bits_per_pixel / 8) + compressed
+
+
+def heif_decoder_bytes(size: tuple[int, int], mode: str, chroma: int, bit_depth: int) -> int:
+    """What libheif holds while decoding: its planes, and the interleaved image pillow-heif copies
+    into Pillow's (the file's bytes are counted by the caller)."""
+    grey = mode in ("L", "LA") or mode.startswith("I")
+    planes = 1.0 if grey else HEIF_PLANE_BYTES.get(chroma, 3.0)
+    planes += 1.0 if mode in ("LA", "RGBA") else 0.0
+    sample = 2 if bit_depth > 8 else 1
+    return int(size[0] * size[1] * (planes + Image.getmodebands(mode)) * sample)
 
 
 def webp_canvas_bytes(size: tuple[int, int]) -> int:
@@ -159,6 +174,14 @@ def _decoder_extra(im: Image.Image, original: tuple[int, int], whole_image: bool
         return jpeg_coefficient_bytes(original, sampling) if whole_image else 0
     if im.format == "WEBP":
         return webp_canvas_bytes(im.size)
+    if im.format == "HEIF":  # pillow-heif reads the whole file into memory first
+        info = im.info
+        return (
+            heif_decoder_bytes(im.size, im.mode, int(info.get("chroma", 444)), int(info.get("bit_depth", 8)))
+            + file_size
+        )
+    if im.format == "AVIF":  # and so does Pillow's AVIF plugin
+        return im.size[0] * im.size[1] * AVIF_BYTES_PER_PIXEL + file_size
     if im.format == "TIFF":
         return _tiff_extra(getattr(im, "tag_v2", {}), im.size, file_size)
     if im.format == "PNG":

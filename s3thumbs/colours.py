@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms
+
+if TYPE_CHECKING:
+    from s3thumbs.nclx import Conversion
 
 MAX_EMBEDDED_PROFILE = 64 * 1024
 DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -83,6 +87,8 @@ class Profile:
     """What to do with a source's colour profile: embed it (small), or apply it to the pixels (large)."""
 
     icc: bytes | None
+    # A HEIF's colours described by CICP codes (wide gamut, HDR) rather than an ICC profile.
+    nclx: Conversion | None = None
     _transforms: dict[str, ImageCms.ImageCmsTransform | None] = field(default_factory=dict)
 
     @classmethod
@@ -90,7 +96,12 @@ class Profile:
         """The profile of a decoded image; those of CMYK and other colour spaces are used up by the
         conversion to sRGB."""
         kept = im.mode in DEEP_MODES or im.mode in ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa")
-        return cls(im.info.get("icc_profile") or None if kept else None)
+        icc = im.info.get("icc_profile") or None if kept else None
+        if icc or "nclx_profile" not in im.info:
+            return cls(icc)
+        from s3thumbs import nclx  # numpy comes with the heif extra, as nclx profiles do
+
+        return cls(icc, nclx.conversion(im.info))
 
     @property
     def embedded(self) -> bytes | None:
@@ -100,8 +111,11 @@ class Profile:
     def apply(self, im: Image.Image) -> Image.Image:
         """A thumbnail's pixels in sRGB when its profile is too big to embed; unchanged otherwise.
 
-        A profile that cannot be read, or does not fit the image's colours, is dropped.
+        A profile that cannot be read, or does not fit the image's colours, is dropped. Colours
+        described by nclx codes are converted here too.
         """
+        if self.nclx is not None:
+            return self.nclx.apply(im)
         if self.icc is None or self.embedded is not None:
             return im
         alpha = im.getchannel("A") if im.mode in ("LA", "RGBA") else None

@@ -13,7 +13,7 @@ from typing import TypeVar
 from s3thumbs.errors import ConfigError
 from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
 
-FORMATS = ("auto", "jpeg", "png", "webp")
+FORMATS = ("auto", "jpeg", "png", "webp", "avif")
 LOG_FORMATS = ("text", "json")
 # Retries wait 2**n seconds (n = retries so far, with full jitter), never more than this.
 MAX_RETRY_COUNTDOWN = 300

@@ -1,7 +1,8 @@
 """``s3thumbs dev --demo``: one generated image of every kind s3thumbs handles, and one it refuses.
 
-Made with Pillow on the spot (nothing downloaded): a phone photo stored sideways with EXIF
-orientation 6, a progressive JPEG, a CMYK print file, a PNG cut-out with transparency, an animated
+Made with Pillow (and pillow-heif) on the spot, nothing downloaded: a phone photo stored sideways
+with EXIF orientation 6, an iPhone-style tiled HEIC and an AVIF, both turned by their container, a
+progressive JPEG, a CMYK print file, a PNG cut-out with transparency, an animated
 GIF, a WebP, a 16-bit TIFF scan, a BMP icon, an image smaller than every box, and a file that is
 not an image at all, so the gallery shows a failure with its reason too.
 """
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PIL import Image, ImageDraw
+
+from s3thumbs.formats import HEIF_EXTRA
 
 SIZE = (1600, 1066)
 
@@ -62,6 +65,26 @@ def _phone_photo() -> bytes:
     return _encode(portrait.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90, exif=exif.tobytes())
 
 
+def _iphone_photo() -> bytes:
+    """A portrait HEIC as an iPhone writes it: a grid of 512-pixel tiles stored sideways, turned back
+    by the container's ``irot`` and, again, by its EXIF orientation 6 (applied once, not twice)."""
+    import pillow_heif  # the heif extra; without it the demo skips this one
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = _scene((1066, 1600), hue=30).transpose(Image.Transpose.ROTATE_90)
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(stored).save(buffer, quality=80, tile_size=512, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def _avif_photo() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # written as the container's irot: shown upright, the thumbnail is portrait
+    portrait = _scene((1066, 1600), hue=50)
+    return _encode(portrait.transpose(Image.Transpose.ROTATE_270), "AVIF", quality=70, exif=exif.tobytes())
+
+
 def _cutout() -> bytes:
     image = _scene((1200, 900)).convert("RGBA")
     mask = Image.new("L", image.size, 0)
@@ -87,6 +110,8 @@ DEMO_IMAGES: dict[str, Callable[[], bytes]] = {
     "demo/cut-out with alpha.png": _cutout,
     "demo/animated.gif": _animation,
     "demo/photo.webp": lambda: _encode(_scene((1200, 800)), "WEBP", quality=85),
+    "demo/iPhone portrait.heic": _iphone_photo,
+    "demo/portrait.avif": _avif_photo,
     "demo/scan 16-bit.tiff": _scan,
     "demo/icon.bmp": lambda: _encode(_scene((96, 64)), "BMP"),
     "demo/tiny.png": lambda: _encode(_scene((40, 30)), "PNG"),
@@ -96,6 +121,13 @@ DEMO_IMAGES: dict[str, Callable[[], bytes]] = {
 
 def upload_demo(s3: Any, bucket: str, show: Callable[[str], None]) -> None:
     """Upload every demo image to ``bucket``; each upload's notification starts its thumbnails."""
+    uploaded = 0
     for key, make in DEMO_IMAGES.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=make())
-    show(f"demo: uploaded {len(DEMO_IMAGES)} images to s3://{bucket}/demo/")
+        try:
+            body = make()
+        except ImportError:
+            show(f"demo: skipped {key}: the heif extra is not installed ({HEIF_EXTRA})")
+            continue
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        uploaded += 1
+    show(f"demo: uploaded {uploaded} images to s3://{bucket}/demo/")

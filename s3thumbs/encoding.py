@@ -12,7 +12,13 @@ from PIL import Image
 
 from s3thumbs.keys import Size
 
-CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
+# S3THUMBS_QUALITY is on JPEG's scale. AVIF at quality - 25 measured the PSNR of JPEG at the default 85
+# (33.6 vs 33.5 dB on a 1024 px photo) in 44 % of its bytes; above 90 it falls behind.
+AVIF_QUALITY_OFFSET = 25
+# aom's speed 9 encodes a 1024 px thumbnail in about 50 ms, a third of speed 8's time for 20 % more
+# bytes (speed 10 is no faster). One thread: a worker runs one process per core already.
+AVIF_SPEED = 9
 
 
 @dataclass(frozen=True)
@@ -27,15 +33,13 @@ class Thumbnail:
 
 
 def output_format(source_format: str | None, has_alpha: bool, requested: str) -> str:
-    """Choose jpeg, png or webp by the SPEC's ``FORMAT=auto`` rules, or the forced one."""
+    """Choose jpeg, png, webp or avif by the SPEC's ``FORMAT=auto`` rules, or the forced one."""
     if requested != "auto":
         return requested
     if source_format in ("JPEG", "MPO"):
         return "jpeg"
-    if source_format == "PNG":
-        return "png"
-    if source_format == "WEBP":
-        return "webp"
+    if source_format in ("PNG", "WEBP", "AVIF"):
+        return source_format.lower()
     if source_format == "GIF" or has_alpha:
         return "png"
     return "jpeg"
@@ -59,6 +63,8 @@ def encode(im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None
         options["icc_profile"] = icc
     if fmt in ("jpeg", "webp"):
         options["quality"] = quality
+    elif fmt == "avif":
+        options.update(quality=max(1, quality - AVIF_QUALITY_OFFSET), speed=AVIF_SPEED, max_threads=1)
     elif fmt == "png":
         # Run-length zlib: a quarter of the default strategy's encode time, files within 1 % of its size.
         options["compress_type"] = zlib.Z_RLE

@@ -171,11 +171,20 @@ function ago(epoch) {
   return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : Math.round(s / 3600) + " h ago";
 }
 
+function originalLink(item) {
+  return el("a", {href: item.original}, "original" + (item.size ? " (" + bytes(item.size) + ")" : ""));
+}
+
 function card(item) {
-  const original = item.original && item.inline
-    ? el("a", {href: item.original}, el("img", {src: item.original, alt: item.key, loading: "lazy"}))
-    : item.original ? el("a", {href: item.original}, "original" + (item.size ? " (" + bytes(item.size) + ")" : ""))
-    : el("span", {}, "");
+  let original = el("span", {}, "");
+  if (item.original && item.inline) {
+    const picture = el("img", {src: item.original, alt: item.key, loading: "lazy"});
+    // A format the browser cannot show (HEIC in most): the link instead of a broken image.
+    picture.addEventListener("error", () => picture.parentNode.replaceWith(originalLink(item)), {once: true});
+    original = el("a", {href: item.original}, picture);
+  } else if (item.original) {
+    original = originalLink(item);
+  }
   const status = el("span", {class: "badge " + item.status, "data-status": item.status},
                     LABEL[item.status] || item.status);
   const details = [item.ms !== null && item.ms !== undefined ? "rendered in " + Math.round(item.ms) + " ms" : "",

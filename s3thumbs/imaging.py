@@ -22,14 +22,11 @@ from typing import IO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from s3thumbs import budget, colours, jpeg
+from s3thumbs import budget, colours, formats, jpeg
 from s3thumbs.encoding import Thumbnail, encode, output_format
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
 
-# Decoders we trust with untrusted bytes; everything else (EPS, FITS, PSD…) is refused.
-# Phone JPEGs with extra frames open as MPO through the JPEG decoder.
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 # What the decoders raise on hostile or broken input; all of it means "bad image".
 DECODE_ERRORS = (
     OSError,
@@ -41,6 +38,7 @@ DECODE_ERRORS = (
     KeyError,
     TypeError,
     ZeroDivisionError,
+    RuntimeError,  # libheif's errors, its security limits among them
     Image.DecompressionBombError,
 )
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
@@ -119,15 +117,15 @@ def _opened(source: IO[bytes]) -> Iterator[tuple[Image.Image, int]]:
         raise BadImage("empty file")
     file_size = source.seek(0, 2)
     source.seek(0)
-    Image.init()  # registers the WebP and TIFF decoders; a no-op once done
+    allowed = formats.register()
     try:
         with warnings.catch_warnings():
             # We check the pixel count ourselves, against the configured limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source, formats=ALLOWED_FORMATS) as im:
+            with Image.open(source, formats=allowed) as im:
                 yield im, file_size
     except UnidentifiedImageError as e:
-        raise BadImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
+        raise BadImage(formats.unreadable_reason(source)) from e
     except Image.DecompressionBombError as e:
         raise BadImage(f"decompression bomb: {e}") from e
     except DECODE_ERRORS as e:
@@ -161,6 +159,8 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     width, height = im.size
     if width * height > spec.max_pixels:
         raise BadImage(f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}")
+    if im.format in ("HEIF", "AVIF") and (problem := formats.cut_short(source, file_size)):
+        raise BadImage(f"a {im.format} image, {problem}")
     is_jpeg = im.format in ("JPEG", "MPO")
     progressive = is_jpeg and bool(im.info.get("progressive"))
     if progressive and jpeg.too_many_scans(source):
@@ -212,10 +212,10 @@ def _targets(
 
 
 def _orientation(im: Image.Image, loaded: bool) -> int:
-    """The EXIF orientation, 1 for none. Pillow's TIFF decoder applies it itself (and reports the
-    turned size). A PNG's eXIf chunk may come after its pixels, and Pillow decodes the whole image to
+    """The EXIF orientation, 1 for none. Pillow's TIFF decoder and libheif apply it themselves (and
+    report the turned size). A PNG's eXIf chunk may come after its pixels, and Pillow decodes the whole image to
     find it: before ``loaded``, only one met in the header counts."""
-    if im.format == "TIFF" or (im.format == "PNG" and not loaded and "exif" not in im.info):
+    if im.format in formats.ORIENTED_BY_DECODER or (im.format == "PNG" and not loaded and "exif" not in im.info):
         return 1
     value = im.getexif().get(ExifTags.Base.Orientation, 1)
     return value if value in _TRANSPOSE else 1

@@ -8,7 +8,24 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 # Keys are taken as images by their extension, or by the content type the event carries.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".webp",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".avif",
+        ".heic",
+        ".heif",
+        ".hif",
+    }
+)
 
 _SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")
 # The bucket names S3 itself accepts, and botocore checks before any request: the legacy us-east-1 rule

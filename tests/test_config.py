@@ -159,6 +159,7 @@ GOOD = [
     ({"S3THUMBS_FORMAT": "jpeg"}, "format", "jpeg"),
     ({"S3THUMBS_FORMAT": "png"}, "format", "png"),
     ({"S3THUMBS_FORMAT": "webp"}, "format", "webp"),
+    ({"S3THUMBS_FORMAT": "avif"}, "format", "avif"),
     ({"S3THUMBS_LOG_FORMAT": "json"}, "log_format", "json"),
     ({"S3THUMBS_CACHE_CONTROL": "public, max-age=86400"}, "cache_control", "public, max-age=86400"),
     ({"S3THUMBS_RECONCILE_INTERVAL": "3600", "S3THUMBS_BUCKETS": "photos"}, "reconcile_interval", 3600),

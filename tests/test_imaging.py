@@ -523,7 +523,6 @@ UNSUPPORTED = [
     ("eps", lambda: images.EPS),
     ("svg", lambda: images.SVG),
     ("jpeg 2000", lambda: images.plain("JPEG2000")),
-    ("avif", lambda: images.plain("AVIF")),
     ("tga", lambda: images.plain("TGA")),
     ("pcx", lambda: images.plain("PCX")),
     ("pdf", lambda: images.plain("PDF")),

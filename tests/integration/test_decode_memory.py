@@ -9,16 +9,18 @@ process may grow past the budget.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 
+import pillow_heif
 import pytest
 from PIL import Image
 
 from s3thumbs.events import ObjectEvent
-from tests.support import hostile, images
+from tests.support import hostile, images, phone
 from tests.support.buckets import fresh_bucket, s3_client, upload
 from tests.support.memory import MIB, GroupSampler
 from tests.support.processes import s3thumbs_env, worker
@@ -73,7 +75,27 @@ INPUTS: dict[str, Callable[[], bytes]] = {
     "gif 4000x3000": _encoded("P", (4000, 3000), "GIF"),
     "bmp 4000x3000": _encoded("RGB", (4000, 3000), "BMP"),
     "big profile png": lambda: hostile.with_profile(hostile.swapped_profile(1 << 19)),
+    "heic 4032x3024": lambda: phone.heic(Image.linear_gradient("L").resize((4032, 3024)).convert("RGB")),
+    "heic tiled 4032x3024": lambda: phone.heic(
+        Image.linear_gradient("L").resize((4032, 3024)).convert("RGB"), tile=512
+    ),
+    "heic 4:4:4 rgba 4000x3000": lambda: phone.heic(
+        Image.linear_gradient("L").resize((4000, 3000)).convert("RGBA"), chroma=444
+    ),
+    "heic 10-bit 3000x2000": lambda: _ten_bit_heic((3000, 2000)),
+    "avif 4000x3000": _encoded("RGB", (4000, 3000), "AVIF", speed=10),
+    "avif 4:4:4 4000x3000": _encoded("RGB", (4000, 3000), "AVIF", speed=10, subsampling="4:4:4"),
+    "avif grey 4000x3000": _encoded("L", (4000, 3000), "AVIF", speed=10),
 }
+
+
+def _ten_bit_heic(size: tuple[int, int]) -> bytes:
+    grey = Image.linear_gradient("L").resize(size).convert("I").point(lambda v: v * 257).convert("I;16")
+    raw = grey.tobytes("raw", "I;16")
+    data = b"".join(raw[i : i + 2] * 3 for i in range(0, len(raw), 2))  # the grey in R, G and B
+    buffer = io.BytesIO()
+    pillow_heif.from_bytes("RGB;16", size, data).save(buffer, quality=50)
+    return buffer.getvalue()
 
 
 @pytest.mark.slow

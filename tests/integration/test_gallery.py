@@ -23,7 +23,7 @@ from s3thumbs.receiver import create_app
 from s3thumbs.redisbackend import RECENT, RECORD_PREFIX, StatusStore
 from s3thumbs.rules import Rules
 from s3thumbs.status import InProcessStatuses, Record
-from tests.support import images
+from tests.support import images, phone
 from tests.support.buckets import fresh_bucket, notify_through_sns, s3_client
 from tests.support.notifications import minio_webhook
 from tests.support.processes import receiver, s3thumbs_env, wait_for, worker
@@ -122,6 +122,8 @@ def test_the_page_shows_a_processed_upload_with_its_thumbnails_in_chromium(moto_
     with receiver(env, tmp_path / "receiver.log") as url, worker(env, tmp_path / "worker.log"):
         notify_through_sns(moto_server_url, "gallery", url.replace("://", f"://sns:{SENDER_TOKEN}@") + "/events")
         s3.put_object(Bucket="gallery", Key="holiday photo ü.jpg", Body=images.jpeg(1200, 800))
+        s3.put_object(Bucket="gallery", Key="iPhone.HEIC", Body=phone.oriented_heic(800, 1200, 6))
+        s3.put_object(Bucket="gallery", Key="portrait.avif", Body=phone.oriented_avif(800, 1200, 8))
         s3.put_object(Bucket="gallery", Key="broken.jpg", Body=b"not a photo at all")
         with sync_playwright() as playwright:
             # The password given at the browser's prompt, then in the address (http://viewer:TOKEN@host/).
@@ -131,7 +133,9 @@ def test_the_page_shows_a_processed_upload_with_its_thumbnails_in_chromium(moto_
             )
 
     for sizes, reason, shot in (prompted, in_url):
-        assert sorted(sizes) == [[96, 64], [320, 213]]
+        assert sorted(sizes["holiday photo ü.jpg"]) == [[96, 64], [320, 213]]
+        # Upright, as the browser decoded them (a JPEG from the HEIC, an AVIF from the AVIF).
+        assert sorted(sizes["iPhone.HEIC"]) == sorted(sizes["portrait.avif"]) == [[64, 96], [213, 320]]
         assert "cannot decode image" in reason or "not an image" in reason
         with Image.open(shot) as screenshot:
             assert screenshot.size[0] == 1100
@@ -162,17 +166,24 @@ def show_gallery(playwright, chromium: str, profile: Path, address: str, passwor
     try:
         page = browser.new_page()
         page.goto(address)
-        item = page.locator('section.item[data-key="holiday photo ü.jpg"]')
-        item.locator('.badge[data-status="written"]').wait_for(timeout=30_000)
         page.locator('section.item[data-key="broken.jpg"] .badge[data-status="failed"]').wait_for(timeout=30_000)
-        # The original and both thumbnails, loaded through presigned URLs.
-        page.wait_for_function(
-            "key => { const imgs = [...document.querySelectorAll(`section.item[data-key='${key}'] img`)];"
-            " return imgs.length === 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
-            arg="holiday photo ü.jpg",
-            timeout=30_000,
-        )
-        sizes = item.locator(".thumbs img").evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        sizes = {}
+        # Each original and both its thumbnails, loaded through presigned URLs; the HEIC original,
+        # which Chromium cannot show, as a link.
+        for key, pictures in (("holiday photo ü.jpg", 3), ("iPhone.HEIC", 2), ("portrait.avif", 3)):
+            item = page.locator(f'section.item[data-key="{key}"]')
+            item.locator('.badge[data-status="written"]').wait_for(timeout=30_000)
+            page.wait_for_function(
+                "([key, count]) => {"
+                " const imgs = [...document.querySelectorAll(`section.item[data-key='${key}'] img`)];"
+                " return imgs.length === count && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+                arg=[key, pictures],
+                timeout=30_000,
+            )
+            sizes[key] = item.locator(".thumbs img").evaluate_all(
+                "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
+            )
+        assert page.locator('section.item[data-key="iPhone.HEIC"] .original a').inner_text().startswith("original")
         reason = page.locator('section.item[data-key="broken.jpg"] .reason').inner_text()
         shot = profile.with_suffix(".png")
         page.screenshot(path=str(shot), full_page=True)

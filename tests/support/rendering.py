@@ -15,7 +15,7 @@ from tests.support import images
 Box = tuple[int, int]
 DEFAULT_SIZES = (Size(128, 128), Size(512, 512), Size(1024, 1024))
 BIG_BOX = Size(1024, 1024)
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "AVIF": "image/avif"}
 
 
 def render_all(
