@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import PIL
+import pillow_heif
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import cpus  # bench/machine.py, beside this script
 
-from s3thumbs import imaging
+from s3thumbs import encoding, formats, imaging
 from s3thumbs.keys import Size
 
 try:
@@ -42,13 +43,16 @@ else:
 BOXES = (1024, 512, 128)
 SIZES = tuple(Size(b, b) for b in BOXES)
 QUALITY = 85
-SAVE_FORMAT = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
+# What FORMAT=auto writes for each source kind: a HEIC becomes a JPEG.
+SAVE_FORMAT = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "HEIF": "JPEG", "AVIF": "AVIF"}
+# The AVIF encoder settings of encoding.encode, for every method alike.
+AVIF_OPTIONS = {"quality": QUALITY - encoding.AVIF_QUALITY_OFFSET, "speed": encoding.AVIF_SPEED, "max_threads": 1}
 
 
 @dataclass(frozen=True)
 class Input:
     name: str
-    kind: str  # JPEG, PNG or WEBP: source and output format
+    kind: str  # JPEG, PNG, WEBP, HEIF or AVIF: the source format (SAVE_FORMAT: the output's)
     width: int
     height: int
     progressive: bool = False
@@ -62,7 +66,7 @@ class Source:
     data: bytes
 
 
-Method = Callable[[Source], list[bytes]]
+Method = Callable[[Source], list[bytes] | None]  # None: the method cannot read this source
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -141,6 +145,8 @@ def inputs(quick: bool) -> list[Input]:
             Input("3MP JPEG EXIF 6", "JPEG", 2000, 1500, orientation=6),
             Input("3MP PNG RGBA", "PNG", 2000, 1500),
             Input("1MP WebP", "WEBP", 1200, 800),
+            Input("3MP HEIC tiles irot 6", "HEIF", 2016, 1512, orientation=6),
+            Input("3MP AVIF", "AVIF", 2000, 1500),
         ]
     return [
         Input("12MP JPEG", "JPEG", 4000, 3000),
@@ -150,12 +156,14 @@ def inputs(quick: bool) -> list[Input]:
         Input("12MP JPEG EXIF 6", "JPEG", 4000, 3000, orientation=6),
         Input("12MP PNG RGBA", "PNG", 4000, 3000),
         Input("3MP WebP", "WEBP", 2000, 1500),
+        Input("12MP HEIC tiles irot 6", "HEIF", 4032, 3024, orientation=6),
+        Input("12MP AVIF", "AVIF", 4000, 3000),
     ]
 
 
 def write_input(spec: Input, directory: Path, seed: int) -> Source:
     image = photo(spec.width, spec.height, seed)
-    suffix = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[spec.kind]
+    suffix = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic", "AVIF": "avif"}[spec.kind]
     path = directory / f"{spec.name.replace(' ', '_').replace('.', '')}.{suffix}"
     if spec.kind == "JPEG":
         exif = Image.Exif()
@@ -164,6 +172,12 @@ def write_input(spec: Input, directory: Path, seed: int) -> Source:
         image.save(path, "JPEG", quality=90, progressive=spec.progressive, exif=exif.tobytes())
     elif spec.kind == "PNG":
         with_alpha(image, seed).save(path, "PNG", compress_level=6)
+    elif spec.kind == "HEIF":  # as an iPhone writes it: 512-pixel tiles, the turn in irot and in EXIF
+        exif = Image.Exif()
+        exif[0x0112] = spec.orientation
+        image.save(path, "HEIF", quality=80, tile_size=512, exif=exif.tobytes())
+    elif spec.kind == "AVIF":
+        image.save(path, "AVIF", quality=75)
     else:
         image.save(path, "WEBP", quality=85)
     return Source(spec, path, path.read_bytes())
@@ -174,9 +188,12 @@ def write_input(spec: Input, directory: Path, seed: int) -> Source:
 
 def _save(image: Image.Image, kind: str, **options: object) -> bytes:
     buffer = io.BytesIO()
+    kind = SAVE_FORMAT[kind]
     if kind in ("JPEG", "WEBP"):
         options.setdefault("quality", QUALITY)
-    image.save(buffer, SAVE_FORMAT[kind], **options)
+    elif kind == "AVIF":
+        options = {**AVIF_OPTIONS, **options}
+    image.save(buffer, kind, **options)
     return buffer.getvalue()
 
 
@@ -197,16 +214,23 @@ def s3thumbs(source: Source) -> list[bytes]:
     return [t.body for t in imaging.render(io.BytesIO(source.data), spec)]
 
 
-def pyvips_cascade(source: Source) -> list[bytes]:
-    """libvips' best pipeline: shrink-on-load to the largest box, then a cascade."""
+def pyvips_cascade(source: Source) -> list[bytes] | None:
+    """libvips' best pipeline: shrink-on-load to the largest box, then a cascade. None for HEIC:
+    the pyvips-binary wheel's libheif has no HEVC decoder."""
     assert pyvips is not None
     kind = source.spec.kind
+    if kind == "HEIF":
+        return None
     largest = pyvips.Image.thumbnail_buffer(source.data, BOXES[0], height=BOXES[0], size="down").copy_memory()
     images = [largest] + [largest.thumbnail_image(b, height=b, size="down") for b in BOXES[1:]]
     if kind == "JPEG":
         return [im.jpegsave_buffer(Q=QUALITY, keep="none") for im in images]
     if kind == "PNG":
         return [im.pngsave_buffer(keep="none") for im in images]
+    if kind == "AVIF":  # libvips' effort is 9 - aom's speed
+        effort = 9 - encoding.AVIF_SPEED
+        quality = int(AVIF_OPTIONS["quality"])
+        return [im.heifsave_buffer(compression="av1", Q=quality, effort=effort, keep="none") for im in images]
     return [im.webpsave_buffer(Q=QUALITY, keep="none") for im in images]
 
 
@@ -269,9 +293,9 @@ def run_pass(
             rng.shuffle(order)
             for name in order:
                 start = time.perf_counter()
-                table[name](source)
+                done = table[name](source)
                 elapsed = (time.perf_counter() - start) * 1000
-                if round_:
+                if round_ and done is not None:
                     samples[source.spec.name][name].append(elapsed)
     return {src: {m: statistics.median(v) for m, v in cells.items() if v} for src, cells in samples.items()}
 
@@ -338,12 +362,13 @@ def speed_tables(sources: list[Source], passes: list[dict[str, dict[str, float]]
     return "\n".join(lines)
 
 
-# Pillow's C entry points, as cProfile names them, by the stage of the pipeline they belong to.
+# Pillow's C entry points (and pillow-heif's decoding load()), as cProfile names them, by the stage
+# of the pipeline they belong to.
 STAGES = {
-    "decode": ("ImagingDecoder", "WebPAnimDecoder", "draft"),
+    "decode": ("ImagingDecoder", "WebPAnimDecoder", "draft", "pillow_heif/heif.py", "AvifDecoder"),
     "convert (colour, alpha)": ("'convert' of", "'point' of", "profileToProfile", "'paste' of"),
     "resize": ("'resize' of", "'reduce' of", "'transpose' of"),
-    "encode": ("ImagingEncoder", "WebPEncode"),
+    "encode": ("ImagingEncoder", "WebPEncode", "AvifEncoder"),
 }
 
 
@@ -364,8 +389,9 @@ def profile_table(sources: list[Source]) -> str:
             profiler.runcall(s3thumbs, source)
             stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
             by_stage = dict.fromkeys([*STAGES, "rest"], 0.0)
-            for (_, _, function), (_, _, own, _, _) in stats.items():
-                stage = next((k for k, keys in STAGES.items() if any(key in function for key in keys)), "rest")
+            for (file, _, function), (_, _, own, _, _) in stats.items():
+                where = f"{file} {function}"  # pillow-heif decodes in the C behind its Python load()
+                stage = next((k for k, keys in STAGES.items() if any(key in where for key in keys)), "rest")
                 by_stage[stage] += own * 1000
             totals.append(by_stage)
         median = {k: statistics.median(t[k] for t in totals) for k in totals[0]}
@@ -421,6 +447,9 @@ def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
         cells, worst = [], None
         for method in compared:
             outputs = table[method](source)
+            if outputs is None:
+                cells.append("n/a")
+                continue
             losses = [
                 ref - psnr(e, decoded(body)) if ref != float("inf") else None
                 for e, ref, body in zip(exact, encoded, outputs, strict=True)
@@ -437,6 +466,40 @@ def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
             f"| {source.spec.name} | {'/'.join(f'{v:.2f}' for v in encoded)} | "
             + " | ".join(cells)
             + f" | {mark(ok)} |"
+        )
+    return "\n".join(lines)
+
+
+ENCODERS: dict[str, tuple[str, dict[str, object]]] = {
+    "JPEG q85": ("JPEG", {"quality": QUALITY}),
+    "WebP q85": ("WEBP", {"quality": QUALITY}),
+    "AVIF q60 speed 9 (ours)": ("AVIF", AVIF_OPTIONS),
+    "AVIF q60 speed 8": ("AVIF", {**AVIF_OPTIONS, "speed": 8}),
+    "AVIF q60 speed 6 (Pillow's default speed)": ("AVIF", {**AVIF_OPTIONS, "speed": 6}),
+    "AVIF q85 speed 9 (QUALITY as given)": ("AVIF", {**AVIF_OPTIONS, "quality": QUALITY}),
+}
+
+
+def encoder_table(source: Source, rounds: int) -> str:
+    """Each encoder on the exact thumbnails of one source: ms and bytes per box, and PSNR."""
+    exact = references(source)
+    sizes = "/".join(map(str, BOXES))
+    lines = [f"| encoder | ms ({sizes}) | bytes ({sizes}) | PSNR dB ({sizes}) |", "|---|---|---|---|"]
+    for name, (kind, options) in ENCODERS.items():
+        ms, lengths, quality = [], [], []
+        for image in exact:
+            times = []
+            for _ in range(rounds + 1):
+                buffer = io.BytesIO()
+                start = time.perf_counter()
+                image.save(buffer, kind, **options)
+                times.append((time.perf_counter() - start) * 1000)
+            ms.append(statistics.median(times[1:]))
+            lengths.append(len(buffer.getvalue()))
+            quality.append(psnr(image, decoded(buffer.getvalue())))
+        lines.append(
+            f"| {name} | {'/'.join(f'{v:.1f}' for v in ms)} | {'/'.join(f'{v:,}' for v in lengths)} "
+            f"| {'/'.join(f'{v:.2f}' for v in quality)} |"
         )
     return "\n".join(lines)
 
@@ -499,7 +562,9 @@ def machine() -> str:
     return (
         f"{cpus()}; Pillow {PIL.__version__}, "
         f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}, libwebp {features.version_module('webp')}, "
-        f"zlib {features.version_codec('zlib')}; {vips}; numpy {np.__version__}"
+        f"zlib {features.version_codec('zlib')}, libavif {features.version_module('avif')}; "
+        f"pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}; "
+        f"{vips}; numpy {np.__version__}"
     )
 
 
@@ -514,7 +579,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="timed rounds per pass (default 4; 2 with --quick)")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="only the inputs whose name contains this text, e.g. HEIC")
     args = parser.parse_args()
+    formats.register()  # HEIC through pillow-heif, for every method
     if args.memory_child:
         memory_child(args.memory_child)
         return
@@ -527,7 +594,8 @@ def main() -> None:
     table = methods()
     with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp:
         started = time.perf_counter()
-        sources = [write_input(spec, Path(tmp), args.seed + i) for i, spec in enumerate(inputs(args.quick))]
+        chosen = [(i, spec) for i, spec in enumerate(inputs(args.quick)) if not args.only or args.only in spec.name]
+        sources = [write_input(spec, Path(tmp), args.seed + i) for i, spec in chosen]
         print(
             f"Generated {len(sources)} inputs in {time.perf_counter() - started:.1f} s: "
             + ", ".join(f"{s.spec.name} {len(s.data) / 2**20:.2f} MiB" for s in sources)
@@ -553,11 +621,16 @@ def main() -> None:
         )
         print(quality_table(sources, table) + "\n")
 
+        photo = next((s for s in sources if s.spec.kind == "JPEG" and s.spec.orientation == 1), sources[0])
+        print(f"## Encoders: the exact thumbnails of {photo.spec.name}, encoded (median of {rounds})\n")
+        print(encoder_table(photo, rounds) + "\n")
+
         print("## Memory: peak RSS of a fresh process rendering one original with `render`\n")
         by_name = {s.spec.name: s for s in sources}
         jpeg = by_name.get("50MP JPEG") or sources[0]
-        png = next(s for s in sources if s.spec.kind == "PNG")
-        print(memory_table([(jpeg, "total", 250), (png, "above", 150)]))
+        cases = [(jpeg, "total", 250.0)]
+        cases += [(s, "above", 150.0) for s in sources if s.spec.kind in ("PNG", "HEIF", "AVIF")]
+        print(memory_table(cases))
 
 
 if __name__ == "__main__":
