@@ -111,6 +111,22 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
         assert set(statuses) == set(DEMO_IMAGES) - {"demo/not really an image.jpg"}
         assert set(statuses.values()) == {"written"}
         assert "<script>" in httpx.get(gallery, timeout=5).text
+        # The phone formats as the gallery shows them: upright (sky above the hills), portrait, in colour.
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=printed["S3 endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id=printed["access key"],
+            aws_secret_access_key=printed["secret key"],
+        )
+        for key, content_type in (("demo/iPhone portrait.heic", "image/jpeg"), ("demo/portrait.avif", "image/avif")):
+            thumbnail = s3.get_object(Bucket="uploads", Key=f"thumbnails/1024x1024/{key}")
+            assert thumbnail["ContentType"] == content_type
+            picture = Image.open(io.BytesIO(thumbnail["Body"].read())).convert("RGB")
+            assert picture.size == (682, 1024)
+            sky, hills = picture.getpixel((341, 40)), picture.getpixel((341, 1000))
+            assert sky[2] > 200 and sky[2] > sky[1] > sky[0], f"{key}: {sky} is not the sky"
+            assert hills[1] > 100 and hills[1] > hills[0] + 40 and hills[1] > hills[2] + 40, f"{key}: {hills}"
 
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
