@@ -211,7 +211,7 @@ def tutorial(source: Source) -> list[bytes]:
 def s3thumbs(source: Source) -> list[bytes]:
     """What the worker does: ``render`` on a file object of the downloaded bytes."""
     spec = imaging.RenderSpec(SIZES, quality=QUALITY)
-    return [t.body for t in imaging.render(io.BytesIO(source.data), spec)]
+    return [t.body for t in imaging.render(io.BytesIO(source.data), spec).thumbnails]
 
 
 def pyvips_cascade(source: Source) -> list[bytes] | None:

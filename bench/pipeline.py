@@ -441,7 +441,7 @@ def bare_process(endpoint: str, credentials: dict[str, str], bucket: str, jobs: 
         t0 = time.perf_counter()
         data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         t1 = time.perf_counter()
-        thumbnails = imaging.render(io.BytesIO(data), spec)
+        thumbnails = imaging.render(io.BytesIO(data), spec).thumbnails
         t2 = time.perf_counter()
         for thumb in thumbnails:
             client.put_object(
@@ -703,7 +703,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         t0 = time.perf_counter()
         data = client.get_object(Bucket=BARE_BUCKET, Key=key)["Body"].read()
         t1 = time.perf_counter()
-        thumbnails = imaging.render(io.BytesIO(data), job.spec)
+        thumbnails = imaging.render(io.BytesIO(data), job.spec).thumbnails
         t2 = time.perf_counter()
         for thumb in thumbnails:
             client.put_object(

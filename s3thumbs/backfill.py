@@ -1,9 +1,10 @@
 """Backfill: find the images of a bucket whose thumbnails are missing or stale, and enqueue them.
 
-Listing does the bulk of the work: a source lacking any size is missing. For a source with every
-size, one HEAD of a thumbnail tells whether it was made from the source's current eTag with the
-current settings. Sources that failed for good (see ``failures``) are left alone unless they
-changed since, or ``retry_failed`` is asked for. Reconciliation runs the same plan on a schedule.
+Listing does the bulk of the work: a source lacking any size, or its manifest, is missing. For a
+source with all of them, one HEAD of the manifest (written last) tells whether it was made from the
+source's current eTag with the current settings. Sources that failed for good (see ``failures``)
+are left alone unless they changed since, or ``retry_failed`` is asked for. Reconciliation runs the
+same plan on a schedule.
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ def run(
             if failed.get(source.key) == source.etag:
                 return "retried" if retry_failed else "failed"
             return "missing"
-        thumb = storage.head(layout.output_bucket(bucket), layout.thumbnail_key(bucket, source.key, plan.sizes[0]))
-        if thumb is None:  # deleted since it was listed
+        manifest = storage.head(layout.output_bucket(bucket), layout.manifest_key(bucket, source.key))
+        if manifest is None:  # deleted since it was listed
             return "missing"
-        return "current" if made_from(thumb, source.etag, plan.fingerprint) else "stale"
+        return "current" if made_from(manifest, source.etag, plan.fingerprint) else "stale"
 
     batch: list[ObjectEvent] = []
     with ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="backfill") as pool:
@@ -128,14 +129,15 @@ def run(
 
 
 def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
-    """Source keys that have a thumbnail of every size (listed, not opened)."""
-    complete: set[str] | None = None
+    """Source keys that have a thumbnail of every size and a manifest (listed, not opened)."""
+    out_bucket = plan.layout.output_bucket(bucket)
+    folder = plan.layout.manifest_folder(bucket)
+    listed = plan.storage.list_objects(out_bucket, folder + prefix)
+    complete = {info.key[len(folder) : -len(".json")] for info in listed if info.key.endswith(".json")}
     for size in plan.sizes:
         folder = plan.layout.size_folder(bucket, size)
-        listed = plan.storage.list_objects(plan.layout.output_bucket(bucket), folder + prefix)
-        keys = {info.key[len(folder) :] for info in listed}
-        complete = keys if complete is None else complete & keys
-    return complete or set()
+        complete &= {info.key[len(folder) :] for info in plan.storage.list_objects(out_bucket, folder + prefix)}
+    return complete
 
 
 def reconcile(plan: Plan, buckets: Iterable[str], publish: Publish) -> None:

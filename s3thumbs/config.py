@@ -15,6 +15,7 @@ from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
 
 FORMATS = ("auto", "jpeg", "png", "webp", "avif")
 LOG_FORMATS = ("text", "json")
+KEEP_METADATA = ("none", "copyright")
 # Retries wait 2**n seconds (n = retries so far, with full jitter), never more than this.
 MAX_RETRY_COUNTDOWN = 300
 # Pillow refuses images over twice its Image.MAX_IMAGE_PIXELS whatever we allow: a higher
@@ -57,6 +58,7 @@ class Settings:
     format: str = "auto"
     quality: int = 85
     cache_control: str | None = None
+    keep_metadata: str = "none"
     task_time_limit: int = 120
     max_retries: int = 5
     visibility_timeout: int = 1800
@@ -113,6 +115,7 @@ class Settings:
             format=env.choice("FORMAT", FORMATS, cls.format),
             quality=env.integer("QUALITY", cls.quality, maximum=100),
             cache_control=env.optional("CACHE_CONTROL", None),
+            keep_metadata=env.choice("KEEP_METADATA", KEEP_METADATA, cls.keep_metadata),
             task_time_limit=env.integer("TASK_TIME_LIMIT", cls.task_time_limit),
             max_retries=env.integer("MAX_RETRIES", cls.max_retries, minimum=0),
             visibility_timeout=env.integer("VISIBILITY_TIMEOUT", cls.visibility_timeout),

@@ -54,13 +54,18 @@ def _flatten(im: Image.Image) -> Image.Image:
     return background
 
 
-def encode(im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None) -> Thumbnail:
-    """One thumbnail in ``fmt``, with ``icc`` embedded if given and nothing else of the source's metadata."""
+def encode(
+    im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None, exif: bytes | None = None
+) -> Thumbnail:
+    """One thumbnail in ``fmt``, with ``icc`` and ``exif`` (the kept copyright) embedded if given and
+    nothing else of the source's metadata."""
     image = _flatten(im) if fmt == "jpeg" else im
     image.info = {}  # never carry EXIF, XMP, GPS or comments over from the source
     options: dict[str, object] = {}
     if icc:
         options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
     if fmt in ("jpeg", "webp"):
         options["quality"] = quality
     elif fmt == "avif":

@@ -22,10 +22,11 @@ from typing import IO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from s3thumbs import budget, colours, formats, jpeg
+from s3thumbs import budget, colours, copyright, formats, jpeg
 from s3thumbs.encoding import Thumbnail, encode, output_format
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
+from s3thumbs.placeholder import thumbhash_of
 
 # What the decoders raise on hostile or broken input; all of it means "bad image".
 DECODE_ERRORS = (
@@ -75,12 +76,25 @@ class RenderSpec:
     quality: int = 85
     max_pixels: int = 100_000_000
     max_decode_bytes: int = 768 * budget.MIB
+    keep_copyright: bool = False
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of everything that changes the output: sizes, format, quality."""
+        """A short hash of everything that changes the output: sizes, format, quality, metadata kept."""
         text = f"v{RENDER_VERSION}|{','.join(map(str, self.sizes))}|{self.format}|{self.quality}"
+        if self.keep_copyright:  # only then, so that thumbnails made before the setting existed stay current
+            text += "|copyright"
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """One source rendered: its thumbnails in the order of the spec's sizes, its size as displayed
+    and its ThumbHash placeholder."""
+
+    thumbnails: list[Thumbnail]
+    size: tuple[int, int]
+    thumbhash: str
 
 
 def fit(width: int, height: int, box: Size) -> tuple[int, int]:
@@ -89,8 +103,8 @@ def fit(width: int, height: int, box: Size) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def render(source: IO[bytes], spec: RenderSpec) -> list[Thumbnail]:
-    """Decode ``source`` once and return one thumbnail per box, in the order of ``spec.sizes``."""
+def render(source: IO[bytes], spec: RenderSpec) -> Rendering:
+    """Decode ``source`` once and make one thumbnail per box, in the order of ``spec.sizes``."""
     with _opened(source) as (im, file_size):
         header = _read_header(im, spec, source, file_size)
         needed = header.plan.peak_bytes()
@@ -177,13 +191,14 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     return _Header((width, height), orientation, targets, stored_largest, region, plan)
 
 
-def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> list[Thumbnail]:
+def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> Rendering:
     im.load()
     orientation, targets, stored_largest = header.orientation, header.targets, header.stored_largest
     if (found := _orientation(im, loaded=True)) != orientation:  # a PNG's eXIf may follow its pixels
         orientation = found
         targets, stored_largest = _targets(header.size, orientation, spec.sizes)
     profile = colours.Profile.of(im)
+    exif = copyright.kept_exif(im) if spec.keep_copyright else None
     base = colours.normalize(im)
     mode = colours.output_mode(base.mode)
     fmt = output_format(im.format, mode in colours.PREMULTIPLIED, spec.format)
@@ -196,8 +211,10 @@ def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> list[
         image = _scaled(base, header.region, made, target, orientation)
         made.append(image)
         finished = profile.apply(image.convert(mode) if image.mode != mode else image)
-        thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded)
-    return [thumbnails[box] for box in spec.sizes]
+        thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded, exif)
+    shown = (header.size[1], header.size[0]) if orientation in (5, 6, 7, 8) else header.size
+    placeholder = thumbhash_of(finished)  # the smallest thumbnail, as displayed
+    return Rendering([thumbnails[box] for box in spec.sizes], shown, placeholder)
 
 
 def _targets(

@@ -107,6 +107,15 @@ class Layout:
         """The key of one size's thumbnail of ``source_bucket/key``, whatever the output format."""
         return self.size_folder(source_bucket, size) + key
 
+    def manifest_folder(self, source_bucket: str) -> str:
+        """The folder (key prefix) of the manifests of the sources of ``source_bucket``."""
+        return f"{self.prefix}manifest/{source_bucket}/" if self.bucket else f"{self.prefix}manifest/"
+
+    def manifest_key(self, source_bucket: str, key: str) -> str:
+        """The key of the manifest of ``source_bucket/key``: written last, so its presence with the
+        source's current eTag means every thumbnail is there."""
+        return f"{self.manifest_folder(source_bucket)}{key}.json"
+
     def is_thumbnail_of(self, candidate: str, source_bucket: str, key: str) -> bool:
         """True when ``candidate`` is where this layout puts one size's thumbnail of ``source_bucket/key``."""
         if not candidate.startswith(self.prefix):

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from s3thumbs import manifest
 from s3thumbs.budget import MIB
 from s3thumbs.config import Settings
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 ETAG_META = "s3thumbs-source-etag"
 SETTINGS_META = "s3thumbs-settings"
 SIZE_META = "s3thumbs-size"
+THUMBHASH_META = "s3thumbs-thumbhash"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,12 @@ class Job:
     def from_settings(cls, settings: Settings) -> Job:
         """The rendering rules and limits the settings describe."""
         spec = RenderSpec(
-            settings.sizes, settings.format, settings.quality, settings.max_pixels, settings.max_decode_mib * MIB
+            settings.sizes,
+            settings.format,
+            settings.quality,
+            settings.max_pixels,
+            settings.max_decode_mib * MIB,
+            keep_copyright=settings.keep_metadata == "copyright",
         )
         return cls(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
 
@@ -62,11 +69,12 @@ class Outcome:
     thumbnails: list[ThumbnailInfo] = field(default_factory=list)
     source_bytes: int | None = None  # for the status store; not part of the task's result
     ms: float | None = None  # how long a render took, for the status store; not part of the result
+    manifest: dict[str, Any] | None = None  # what was written, for completion events; not part of the result
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON result stored by the result backend."""
         result = asdict(self)
-        del result["source_bytes"], result["ms"]
+        del result["source_bytes"], result["ms"], result["manifest"]
         return result
 
 
@@ -79,19 +87,18 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     where = {"bucket": bucket, "key": key}
     if ignored := _ignored(job, bucket, key):
         return ignored
-    # The source and its first thumbnail are looked at at once (one round trip instead of two).
+    # The source and its manifest are looked at at once (one round trip instead of two).
     out_bucket = job.layout.output_bucket(bucket)
-    source, first = storage.head_all(
-        [(bucket, key), (out_bucket, job.layout.thumbnail_key(bucket, key, job.spec.sizes[0]))]
-    )
+    manifest_key = job.layout.manifest_key(bucket, key)
+    source, found_manifest = storage.head_all([(bucket, key), (out_bucket, manifest_key)])
     if isinstance(source, Exception):
         raise source
     if source is None:
         logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
-    if isinstance(first, Exception):
-        raise first
-    current = _current_thumbnails(storage, job, bucket, key, source.etag, first)
+    if isinstance(found_manifest, Exception):
+        raise found_manifest
+    current = _current_thumbnails(storage, job, bucket, key, source.etag, found_manifest)
     if current is not None:
         logger.info(
             "s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag, extra=where
@@ -106,25 +113,32 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
     with file:
-        thumbnails = render(file, job.spec)
+        rendering = render(file, job.spec)
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         return gone
+    made_with = {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint}
     objects = [
         NewObject(
             job.layout.thumbnail_key(bucket, key, thumb.box),
             thumb.body,
             thumb.content_type,
-            {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint, SIZE_META: f"{thumb.width}x{thumb.height}"},
+            {**made_with, SIZE_META: f"{thumb.width}x{thumb.height}", THUMBHASH_META: rendering.thumbhash},
         )
-        for thumb in thumbnails
+        for thumb in rendering.thumbnails
     ]
     storage.put_all(out_bucket, objects, job.cache_control)  # the sizes are uploaded at once
     written = [
         ThumbnailInfo(obj.key, thumb.width, thumb.height, len(thumb.body), thumb.content_type)
-        for obj, thumb in zip(objects, thumbnails, strict=True)
+        for obj, thumb in zip(objects, rendering.thumbnails, strict=True)
     ]
+    facts = manifest.build(
+        job.layout, bucket, key, source.etag, job.spec.fingerprint, rendering.size, rendering.thumbhash,
+        rendering.thumbnails,
+    )  # fmt: skip
+    storage.put(out_bucket, manifest_key, manifest.body(facts), manifest.CONTENT_TYPE, made_with)  # last
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
-        storage.delete(out_bucket, [t.key for t in written])  # the source went away while we wrote
+        # The source went away while we wrote.
+        storage.delete(out_bucket, [t.key for t in written] + [manifest_key])
         return gone
     elapsed_ms = (time.perf_counter() - started) * 1000
     total = sum(t.bytes for t in written)
@@ -138,7 +152,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         ", ".join(t.key for t in written),
         extra={**where, "keys": [t.key for t in written], "bytes": total, "ms": round(elapsed_ms)},
     )
-    return Outcome(bucket, key, "written", source.etag, written, source.size, round(elapsed_ms, 1))
+    return Outcome(bucket, key, "written", source.etag, written, source.size, round(elapsed_ms, 1), facts)
 
 
 def _gone_or_changed(storage: Storage, bucket: str, key: str, etag: str) -> Outcome | None:
@@ -168,6 +182,7 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
         )
         return Outcome(bucket, key, "current", source.etag)
     keys = [job.layout.thumbnail_key(bucket, key, size) for size in job.spec.sizes]
+    keys.append(job.layout.manifest_key(bucket, key))
     storage.delete(job.layout.output_bucket(bucket), keys)
     logger.info(
         "s3://%s/%s was removed: deleted %s",
@@ -189,21 +204,19 @@ def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
 
 
 def _current_thumbnails(
-    storage: Storage, job: Job, bucket: str, key: str, etag: str, first: ObjectInfo | None
+    storage: Storage, job: Job, bucket: str, key: str, etag: str, manifest: ObjectInfo | None
 ) -> list[ThumbnailInfo] | None:
-    """The thumbnails, if every size exists and was made from this eTag with these settings.
+    """The thumbnails, if the manifest and every size exist and were made from this eTag with these settings.
 
-    ``first`` is what a HEAD of the first size's thumbnail found; the other sizes are looked at,
-    all at once, only when it is current.
+    ``manifest`` is what a HEAD of the manifest found; the sizes are looked at, all at once, only
+    when it is current.
     """
+    if not made_from(manifest, etag, job.spec.fingerprint):
+        return None
     out_bucket = job.layout.output_bucket(bucket)
-    others = (
-        storage.head_all([(out_bucket, job.layout.thumbnail_key(bucket, key, size)) for size in job.spec.sizes[1:]])
-        if made_from(first, etag, job.spec.fingerprint)
-        else []
-    )
+    sizes = storage.head_all([(out_bucket, job.layout.thumbnail_key(bucket, key, size)) for size in job.spec.sizes])
     found = []
-    for info in [first, *others]:
+    for info in sizes:
         if isinstance(info, Exception):
             raise info
         if info is None or not made_from(info, etag, job.spec.fingerprint):

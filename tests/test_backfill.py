@@ -30,6 +30,18 @@ def test_only_missing_and_stale_sources_are_enqueued(mocked_s3, backfill_plan):
     assert summary.line(dry_run=False) == "5 images: 1 current, 2 missing, 2 stale, 0 failed for good; enqueued 4"
 
 
+def test_a_missing_or_stale_manifest_is_work_left(mocked_s3, backfill_plan):
+    # Every size current, but no manifest (an app waits for it) or one of an older upload.
+    thumbnails(mocked_s3, "no manifest.jpg", upload(mocked_s3, "no manifest.jpg"), manifest=False)
+    thumbnails(mocked_s3, "old manifest.jpg", upload(mocked_s3, "old manifest.jpg"), manifest_etag="0" * 32)
+    thumbnails(mocked_s3, "complete.jpg", upload(mocked_s3, "complete.jpg"))
+
+    summary, keys = enqueued(backfill_plan)
+
+    assert keys == ["no manifest.jpg", "old manifest.jpg"]
+    assert (summary.current, summary.missing, summary.stale) == (1, 1, 1)
+
+
 def test_with_a_shared_output_bucket_each_source_bucket_is_judged_by_its_own_thumbnails(mocked_s3, mocked_storage):
     shared = Layout("thumbnails/", "thumbs")
     mocked_s3.create_bucket(Bucket="thumbs")

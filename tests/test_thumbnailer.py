@@ -44,6 +44,11 @@ def expected_keys(key: str, sizes: Iterable[Box] = SIZES, prefix: str = "thumbna
     return [f"{prefix}{w}x{h}/{key}" for w, h in sizes]
 
 
+def written_keys(key: str, sizes: Iterable[Box] = SIZES, prefix: str = "thumbnails/") -> set[str]:
+    """Every size's thumbnail and the manifest."""
+    return {*expected_keys(key, sizes, prefix), f"{prefix}manifest/{key}.json"}
+
+
 def writes(calls: list[str]) -> list[str]:
     return [name for name in calls if name in ("PutObject", "DeleteObject", "DeleteObjects", "CopyObject")]
 
@@ -77,7 +82,7 @@ def test_every_size_is_written_under_its_box_with_type_and_metadata(
     outcome = make_thumbnails(mocked_storage, job, BUCKET, key)
 
     assert (outcome.status, outcome.source_etag) == ("written", etag)
-    assert keys_under(mocked_s3) == set(expected_keys(key))
+    assert keys_under(mocked_s3) == written_keys(key)
     assert [t.key for t in outcome.thumbnails] == expected_keys(key)
     for (w, h), thumb in zip(SIZES, outcome.thumbnails, strict=True):
         head = mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)
@@ -124,7 +129,7 @@ def test_keys_round_trip_exactly(mocked_s3, mocked_storage, key):
 
     assert outcome.key == key
     assert [t.key for t in outcome.thumbnails] == expected_keys(key)
-    assert keys_under(mocked_s3) == set(expected_keys(key))
+    assert keys_under(mocked_s3) == written_keys(key)
 
 
 def test_a_second_run_finds_current_thumbnails_and_writes_nothing(mocked_s3, mocked_storage, s3_calls):
@@ -155,7 +160,7 @@ def test_a_changed_source_is_rendered_again(mocked_s3, mocked_storage, s3_calls)
 
     assert new_etag != old_etag
     assert (outcome.status, outcome.source_etag) == ("written", new_etag)
-    assert writes(s3_calls) == ["PutObject"] * len(SIZES)
+    assert writes(s3_calls) == ["PutObject"] * (len(SIZES) + 1)  # and the manifest, last
     for box, thumb in zip(SIZES, outcome.thumbnails, strict=True):
         assert mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][ETAG_META] == new_etag
         assert decoded(mocked_s3, thumb.key).size == fit(600, 800, Size(*box))
@@ -178,7 +183,7 @@ def test_changed_settings_render_again(mocked_s3, mocked_storage, s3_calls, chan
     outcome = make_thumbnails(mocked_storage, changed, BUCKET, "p.jpg")
 
     assert outcome.status == "written"
-    assert writes(s3_calls) == ["PutObject"] * len(changed.spec.sizes)
+    assert writes(s3_calls) == ["PutObject"] * (len(changed.spec.sizes) + 1)
     for thumb in outcome.thumbnails:
         assert (
             mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][SETTINGS_META] == changed.spec.fingerprint
@@ -194,7 +199,7 @@ def test_a_missing_size_is_rendered_again(mocked_s3, mocked_storage):
     outcome = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
     assert outcome.status == "written"
-    assert keys_under(mocked_s3) == set(expected_keys("p.jpg"))
+    assert keys_under(mocked_s3) == written_keys("p.jpg")
 
 
 def test_a_thumbnail_written_by_someone_else_is_replaced(mocked_s3, mocked_storage):
@@ -218,7 +223,7 @@ def test_an_output_bucket_receives_the_thumbnails(mocked_s3, mocked_storage, s3_
     second = make_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
 
     assert first.status == "written"
-    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys(f"{BUCKET}/dir/p.jpg"))
+    assert keys_under(mocked_s3, bucket="thumbs") == written_keys(f"{BUCKET}/dir/p.jpg")
     assert keys_under(mocked_s3, "", BUCKET) == {"dir/p.jpg"}
     assert second.status == "current"
     assert writes(s3_calls) == []
@@ -363,7 +368,7 @@ def test_deleting_a_removed_source_deletes_every_size(mocked_s3, mocked_storage)
     outcome = delete_thumbnails(mocked_storage, job, BUCKET, "dir/p.jpg")
 
     assert (outcome.bucket, outcome.key, outcome.status) == (BUCKET, "dir/p.jpg", "deleted")
-    assert keys_under(mocked_s3) == set(expected_keys("dir/p.jpg.orig") + expected_keys("dir/p.jp"))
+    assert keys_under(mocked_s3) == written_keys("dir/p.jpg.orig") | written_keys("dir/p.jp")  # the manifest too
 
 
 def test_deleting_when_thumbnails_are_already_gone_is_fine(mocked_s3, mocked_storage):
@@ -382,7 +387,7 @@ def test_deleting_keeps_thumbnails_of_a_source_that_still_exists(mocked_s3, mock
 
     assert (outcome.status, outcome.source_etag) == ("current", etag)
     assert writes(s3_calls) == []
-    assert keys_under(mocked_s3) == set(expected_keys("p.jpg"))
+    assert keys_under(mocked_s3) == written_keys("p.jpg")
 
 
 def test_deleting_an_old_version_keeps_the_thumbnails_of_the_current_one(mocked_s3, mocked_storage):
@@ -420,7 +425,7 @@ def test_a_shared_output_bucket_keeps_each_source_buckets_thumbnails_apart(mocke
     assert delete_thumbnails(mocked_storage, job, "other", "photo.jpg").status == "deleted"
 
     # Deleting the other bucket's photo deleted only its thumbnails.
-    assert keys_under(mocked_s3, bucket="thumbs") == set(expected_keys(f"{BUCKET}/photo.jpg"))
+    assert keys_under(mocked_s3, bucket="thumbs") == written_keys(f"{BUCKET}/photo.jpg")
 
 
 def test_deleting_uses_the_output_bucket(mocked_s3, mocked_storage):

@@ -145,14 +145,14 @@ def slow_head_requests(mocked_s3):
     return seen
 
 
-def test_the_source_and_its_first_thumbnail_are_looked_at_at_once(mocked_s3, mocked_storage, slow_head_requests):
+def test_the_source_and_its_manifest_are_looked_at_at_once(mocked_s3, mocked_storage, slow_head_requests):
     mocked_s3.put_object(Bucket="photos", Key="p.jpg", Body=images.jpeg(300, 200))
 
     outcome = make_thumbnails(mocked_storage, make_job(), "photos", "p.jpg")
 
     assert outcome.status == "written"
     assert slow_head_requests["most"] == 2
-    assert sorted(slow_head_requests["keys"][:2]) == sorted(["p.jpg", f"thumbnails/{make_job().spec.sizes[0]}/p.jpg"])
+    assert sorted(slow_head_requests["keys"][:2]) == sorted(["p.jpg", "thumbnails/manifest/p.jpg.json"])
 
 
 def test_a_gone_source_is_gone_even_if_looking_at_its_thumbnail_failed(mocked_s3, mocked_storage):

@@ -17,12 +17,9 @@ def test_backfill_enqueues_only_images_lacking_thumbnails(cli_runner, mocked_s3,
     for name in ("a.jpg", "b.jpg", "c.png", "d.jpg", "readme.txt"):
         mocked_s3.put_object(Bucket="photos", Key=f"in/{name}", Body=b"x")
     etag = mocked_s3.head_object(Bucket="photos", Key="in/a.jpg")["ETag"].strip('"')
-    mocked_s3.put_object(
-        Bucket="photos",
-        Key="thumbnails/64x64/in/a.jpg",
-        Body=b"t",
-        Metadata={"s3thumbs-source-etag": etag, "s3thumbs-settings": RenderSpec((Size(64, 64),)).fingerprint},
-    )
+    made_with = {"s3thumbs-source-etag": etag, "s3thumbs-settings": RenderSpec((Size(64, 64),)).fingerprint}
+    for done in ("thumbnails/64x64/in/a.jpg", "thumbnails/manifest/in/a.jpg.json"):
+        mocked_s3.put_object(Bucket="photos", Key=done, Body=b"t", Metadata=made_with)
     mocked_s3.put_object(Bucket="photos", Key="other/e.jpg", Body=b"x")
 
     dry = cli_runner.invoke(main, ["backfill", "photos", "--prefix", "in/", "--dry-run"], env=env)

@@ -104,6 +104,7 @@ def test_thumbnails_never_cause_thumbnails(moto_server_url, redis_broker_and_bac
             "thumbnails/1024x1024/loop.jpg",
             "thumbnails/128x128/loop.jpg",
             "thumbnails/512x512/loop.jpg",
+            "thumbnails/manifest/loop.jpg.json",
         ]
 
 
@@ -145,4 +146,4 @@ def test_bad_inputs_fail_once_write_nothing_and_the_worker_goes_on(
             assert log.count(f"s3://{bucket}/{key} failed for good") == 1
         assert "Retry in" not in log
         listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="thumbnails/")["Contents"]]
-        assert all(key.endswith("/good.jpg") for key in listed)
+        assert all(key.endswith(("/good.jpg", "/good.jpg.json")) for key in listed)

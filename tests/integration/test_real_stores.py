@@ -87,7 +87,7 @@ def test_keys_with_spaces_plus_percent_and_unicode_get_their_thumbnails(pipeline
     # The receiver took each key as the store sent it: no "+" read as a space, no "%2F" decoded.
     assert sorted(pipeline.published(bucket)) == sorted(AWKWARD_KEYS)
     assert pipeline.thumbnails_listed(bucket) == sorted(
-        pipeline.thumbnail_key(key, size) for key in AWKWARD_KEYS for size in SIZES
+        out for key in AWKWARD_KEYS for out in pipeline.output_keys(key)
     )
 
 
@@ -104,7 +104,7 @@ def test_a_multipart_upload_gets_its_thumbnails(pipeline: Pipeline) -> None:
 
     assert sizes_of(thumbnails) == LANDSCAPE
     assert pipeline.published(bucket) == [key]  # the parts themselves never became tasks
-    assert pipeline.thumbnails_listed(bucket) == sorted(pipeline.thumbnail_key(key, size) for size in SIZES)
+    assert pipeline.thumbnails_listed(bucket) == sorted(pipeline.output_keys(key))
 
 
 def test_a_rotated_photo_comes_out_upright_at_its_displayed_size(pipeline: Pipeline) -> None:
@@ -148,11 +148,11 @@ def test_a_delete_removes_every_thumbnail(pipeline: Pipeline) -> None:
     pipeline.s3.delete_object(Bucket=bucket, Key=key)
 
     wait_for(
-        lambda: pipeline.thumbnails_listed(bucket) == sorted(pipeline.thumbnail_key(kept, size) for size in SIZES),
+        lambda: pipeline.thumbnails_listed(bucket) == sorted(pipeline.output_keys(kept)),
         DELIVERY_TIMEOUT,
         f"the thumbnails of s3://{bucket}/{key} to go, and only them",
     )
-    assert all(pipeline.head(bucket, pipeline.thumbnail_key(key, size)) is None for size in SIZES)
+    assert all(pipeline.head(bucket, output) is None for output in pipeline.output_keys(key))
     removed = [line for line in pipeline.worker_lines(bucket) if "was removed" in line["message"]]
     assert [line["key"] for line in removed] == [key]
 
@@ -163,7 +163,7 @@ def test_the_store_notifies_the_thumbnails_and_they_are_skipped_never_rendered(p
     own_output_before = pipeline.metric('s3thumbs_events_skipped_total{reason="own_output"}')
     etag = upload(pipeline, bucket, key, images.jpeg(300, 200))
     pipeline.wait_thumbnails(bucket, key, etag)
-    thumbnail_keys = [pipeline.thumbnail_key(key, size) for size in SIZES]
+    thumbnail_keys = pipeline.output_keys(key)  # the manifest too
 
     # The store did tell the receiver about each thumbnail the worker wrote; each was skipped as our output.
     wait_for(
@@ -171,10 +171,12 @@ def test_the_store_notifies_the_thumbnails_and_they_are_skipped_never_rendered(p
         DELIVERY_TIMEOUT,
         "the receiver to skip every thumbnail's event",
     )
-    assert pipeline.metric('s3thumbs_events_skipped_total{reason="own_output"}') >= own_output_before + len(SIZES)
+    assert pipeline.metric('s3thumbs_events_skipped_total{reason="own_output"}') >= own_output_before + len(
+        thumbnail_keys
+    )
     # Every event about a thumbnail has been answered: nothing further can come of them.
     assert pipeline.published(bucket) == [key]
-    assert pipeline.thumbnails_listed(bucket) == sorted(thumbnail_keys)
+    assert pipeline.thumbnails_listed(bucket) == sorted(pipeline.output_keys(key))
     written = [line for line in pipeline.worker_lines(bucket) if "thumbnails (" in line["message"]]
     assert [line["key"] for line in written] == [key]
 

@@ -31,14 +31,25 @@ def thumbnails(
     sizes: tuple[Size, ...] = SIZES,
     bucket: str = "photos",
     layout: Layout = LAYOUT,
+    manifest_etag: str | None = None,
+    manifest: bool = True,
 ) -> None:
-    """Thumbnails as the worker writes them: every size, with the source eTag and settings hash."""
+    """Thumbnails as the worker writes them: every size, then the manifest, with the source eTag
+    (``manifest_etag`` for the manifest, when given) and settings hash."""
+    made_with = {"s3thumbs-source-etag": etag, "s3thumbs-settings": fingerprint}
     for size in sizes:
         s3.put_object(
             Bucket=layout.output_bucket(bucket),
             Key=layout.thumbnail_key(bucket, key, size),
             Body=b"t",
-            Metadata={"s3thumbs-source-etag": etag, "s3thumbs-settings": fingerprint},
+            Metadata=made_with,
+        )
+    if manifest:
+        s3.put_object(
+            Bucket=layout.output_bucket(bucket),
+            Key=layout.manifest_key(bucket, key),
+            Body=b"{}",
+            Metadata={**made_with, "s3thumbs-source-etag": manifest_etag or etag},
         )
 
 

@@ -22,6 +22,7 @@ def make_job(
     max_bytes: int = 10_000_000,
     buckets: frozenset[str] | None = None,
     cache_control: str | None = None,
+    keep_copyright: bool = False,
 ) -> Job:
-    spec = RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels)
+    spec = RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels, keep_copyright=keep_copyright)
     return Job(spec, Layout(prefix, out_bucket), max_bytes, buckets, cache_control)

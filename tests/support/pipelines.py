@@ -226,6 +226,13 @@ class Pipeline:
     def thumbnail_key(self, key: str, size: str) -> str:
         return f"{OUTPUT_PREFIX}{size}/{key}"
 
+    def manifest_key(self, key: str) -> str:
+        return f"{OUTPUT_PREFIX}manifest/{key}.json"
+
+    def output_keys(self, key: str) -> list[str]:
+        """What the worker writes for ``key``: every size's thumbnail, then the manifest."""
+        return [*(self.thumbnail_key(key, size) for size in SIZES), self.manifest_key(key)]
+
     def head(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = self.s3.head_object(Bucket=bucket, Key=key)
@@ -238,16 +245,15 @@ class Pipeline:
     def wait_thumbnails(
         self, bucket: str, key: str, etag: str, timeout: float = DELIVERY_TIMEOUT
     ) -> dict[str, Thumbnail]:
-        """Every size's thumbnail of ``key`` once each carries the source eTag ``etag``, by size."""
+        """Every size's thumbnail of ``key``, by size, once each and the manifest (written last)
+        carry the source eTag ``etag``."""
 
-        def rendered(size: str) -> bool:
-            head = self.head(bucket, self.thumbnail_key(key, size))
+        def rendered(output: str) -> bool:
+            head = self.head(bucket, output)
             return head is not None and head["Metadata"].get("s3thumbs-source-etag") == etag
 
-        for size in SIZES:
-            wait_for(
-                lambda size=size: rendered(size), timeout, f"s3://{bucket}/{self.thumbnail_key(key, size)} of {etag}"
-            )
+        for output in self.output_keys(key):
+            wait_for(lambda output=output: rendered(output), timeout, f"s3://{bucket}/{output} of {etag}")
         return {size: self.thumbnail(bucket, self.thumbnail_key(key, size)) for size in SIZES}
 
     def thumbnail(self, bucket: str, key: str) -> Thumbnail:

@@ -27,7 +27,7 @@ def render_all(
     max_decode_bytes: int = RenderSpec.max_decode_bytes,
 ) -> list[Thumbnail]:
     spec = RenderSpec(tuple(Size(*s) for s in sizes), fmt, quality, max_pixels, max_decode_bytes)
-    return render(io.BytesIO(data), spec)
+    return render(io.BytesIO(data), spec).thumbnails
 
 
 def render_one(data: bytes, box: Box = BIG_BOX, fmt: str = "auto", **options: int) -> tuple[Thumbnail, Image.Image]:
