@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from s3thumbs.errors import ConfigError
 from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
@@ -59,6 +60,8 @@ class Settings:
     quality: int = 85
     cache_control: str | None = None
     keep_metadata: str = "none"
+    events_url: str | None = None
+    events_secret: Secret | None = field(default=None, repr=False)
     task_time_limit: int = 120
     max_retries: int = 5
     visibility_timeout: int = 1800
@@ -116,6 +119,8 @@ class Settings:
             quality=env.integer("QUALITY", cls.quality, maximum=100),
             cache_control=env.optional("CACHE_CONTROL", None),
             keep_metadata=env.choice("KEEP_METADATA", KEEP_METADATA, cls.keep_metadata),
+            events_url=env.parse("EVENTS_URL", _http_url, None),
+            events_secret=_secret(env.optional("EVENTS_SECRET", None)),
             task_time_limit=env.integer("TASK_TIME_LIMIT", cls.task_time_limit),
             max_retries=env.integer("MAX_RETRIES", cls.max_retries, minimum=0),
             visibility_timeout=env.integer("VISIBILITY_TIMEOUT", cls.visibility_timeout),
@@ -128,6 +133,8 @@ class Settings:
         if settings.gallery_token and settings.gallery_token == settings.auth_token:
             # A browser keeps the gallery's password: it must not also be the one that posts events.
             raise ConfigError("S3THUMBS_GALLERY_TOKEN must differ from S3THUMBS_AUTH_TOKEN")
+        if settings.events_url and not settings.events_secret:
+            raise ConfigError("S3THUMBS_EVENTS_URL needs S3THUMBS_EVENTS_SECRET: the key that signs the events")
         if settings.reconcile_interval is not None and settings.buckets is None:
             raise ConfigError("S3THUMBS_RECONCILE_INTERVAL needs S3THUMBS_BUCKETS: the buckets to reconcile")
         # On Redis a reserved task is redelivered once it has been unacknowledged this long.
@@ -143,6 +150,17 @@ class Settings:
 
 def _secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
+
+
+def _http_url(value: str) -> str | None:
+    """An http or https URL with a host, or None for an empty value."""
+    url = value.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
 
 
 class _Reader:

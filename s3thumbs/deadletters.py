@@ -23,7 +23,7 @@ from kombu.entity import Queue
 from kombu.message import Message
 
 from s3thumbs.events import ObjectEvent
-from s3thumbs.messages import ACTIONS, DEAD_QUEUE, Publish
+from s3thumbs.messages import ACTIONS, DEAD_QUEUE, DELIVER_TASK, QUEUE, Publish
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,10 @@ def redrive(
             for letter, message in fetched:
                 if not select(letter):
                     continue
-                publish([letter.event()])
+                if letter.task == DELIVER_TASK:  # a completion event: the same delivery, same event id
+                    app.send_task(DELIVER_TASK, args=[letter.bucket, letter.key], kwargs=letter.kwargs, queue=QUEUE)
+                else:
+                    publish([letter.event()])
                 message.ack()  # type: ignore[no-untyped-call]
                 done.append(letter)
     return done

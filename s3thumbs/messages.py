@@ -19,6 +19,8 @@ DEAD_QUEUE = "s3thumbs.dead"
 THUMBNAIL_TASK = "s3thumbs.thumbnail"
 DELETE_TASK = "s3thumbs.delete_thumbnails"
 RECONCILE_TASK = "s3thumbs.reconcile"
+# Delivers one completion event to S3THUMBS_EVENTS_URL (``completions``).
+DELIVER_TASK = "s3thumbs.deliver_event"
 TASK_NAMES: dict[Action, str] = {"created": THUMBNAIL_TASK, "removed": DELETE_TASK}
 ACTIONS: dict[str, Action] = {name: action for action, name in TASK_NAMES.items()}
 

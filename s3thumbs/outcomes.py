@@ -19,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery import Celery, Task, signals
 from celery.exceptions import Retry, TimeLimitExceeded
 
+from s3thumbs import completions
+from s3thumbs.completions import Completions
 from s3thumbs.errors import PermanentFailure, S3ThumbsError
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.metrics import WorkerMetrics
@@ -43,6 +45,7 @@ class Outcomes:
     statuses: Callable[[], Statuses | None]
     markers: Callable[[], FailureMarkers | None]
     metrics: WorkerMetrics
+    completions: Completions | None = None  # with S3THUMBS_EVENTS_URL: an event per outcome
 
     def install(self, app: Celery) -> None:
         """Connect the handlers, for the tasks of ``app`` only."""
@@ -119,6 +122,10 @@ class Outcomes:
             )
         if outcome.status in ("written", "deleted") and (markers := self.markers()) is not None:
             markers.clear(outcome.bucket, outcome.key)
+        if self.completions is not None and outcome.status in ("written", "deleted"):
+            # Nothing for "current" and "gone": nothing changed that an app has not heard of.
+            make = completions.ready if outcome.status == "written" else completions.deleted
+            self.completions.send(make(outcome))
 
     def retried(self, task: str, max_retries: int | None, request: Any, reason: Any) -> None:
         """Log the retry with its countdown, and count it."""
@@ -156,29 +163,33 @@ class Outcomes:
             logger.warning("s3://%s/%s failed for good: %s", bucket, key, reason, extra=where)
         else:
             logger.error("s3://%s/%s failed for good %s", bucket, key, reason, extra=where)
-        self._mark(bucket, key, reason, etag)  # whatever the cause: backfill leaves it alone until it changes
+        # Whatever the cause: backfill leaves it alone until it changes.
+        etag = self._mark(bucket, key, reason, etag)
         if (store := self.statuses()) is not None:
             store.save([Record(bucket, key, "failed", reason=reason)])
         self.metrics.tasks.labels(task, "failed").inc()
+        if self.completions is not None:
+            self.completions.send(completions.failed(bucket, key, etag, reason))
 
-    def _mark(self, bucket: str, key: str, reason: str, etag: str | None) -> None:
+    def _mark(self, bucket: str, key: str, reason: str, etag: str | None) -> str | None:
         """Mark the source as failed for good, for backfill: with the eTag its event named, else the one S3
-        has now. A marker that cannot be written is only logged."""
+        has now, which is returned (None when unknown). A marker that cannot be written is only logged."""
         markers = self.markers()
-        if markers is None:
-            return
         if etag:
-            markers.mark(bucket, key, etag.strip('"'), reason)
-            return
-        try:
-            source = self.storage().head(bucket, key)
-        except (S3ThumbsError, BotoCoreError, ClientError) as e:  # the failure is recorded regardless
-            logger.warning(
-                "s3://%s/%s: could not leave a failure marker: %s", bucket, key, e, extra={"bucket": bucket, "key": key}
-            )
-            return
-        if source is not None:
-            markers.mark(bucket, key, source.etag, reason)
+            etag = etag.strip('"')
+        elif markers is not None or self.completions is not None:
+            try:
+                source = self.storage().head(bucket, key)
+            except (S3ThumbsError, BotoCoreError, ClientError) as e:  # the failure is recorded regardless
+                logger.warning(
+                    "s3://%s/%s: could not look up its eTag for the failure marker: %s", bucket, key, e,
+                    extra={"bucket": bucket, "key": key},
+                )  # fmt: skip
+                return None
+            etag = source.etag if source is not None else None
+        if markers is not None and etag:
+            markers.mark(bucket, key, etag, reason)
+        return etag
 
 
 def failure_reason(exception: BaseException | None, retries: int) -> str:

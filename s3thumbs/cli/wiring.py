@@ -17,15 +17,16 @@ import httpx
 from celery import Celery
 from starlette.applications import Starlette
 
-from s3thumbs import celery_app, deadletters, tasks
+from s3thumbs import celery_app, completions, deadletters, tasks
 from s3thumbs.backfill import Plan, reconcile
+from s3thumbs.completions import Completions
 from s3thumbs.config import Settings
 from s3thumbs.errors import ConfigError
 from s3thumbs.failures import FailureMarkers
 from s3thumbs.gallery import Gallery
 from s3thumbs.links import CACHE_CONTROL, LIFETIME, Links, Presign
 from s3thumbs.logs import celery_logs, configure_logging
-from s3thumbs.messages import TASK_NAMES
+from s3thumbs.messages import DELIVER_TASK, TASK_NAMES
 from s3thumbs.metrics import WorkerMetrics
 from s3thumbs.outcomes import Outcomes
 from s3thumbs.publisher import BrokerPublisher
@@ -184,7 +185,11 @@ def worker_app(settings: Settings, statuses: Statuses | None = None) -> Celery:
 
     tasks.register_reconcile(app, reconcile_buckets, settings.reconcile_interval)
     names = set(TASK_NAMES.values())
-    Outcomes(names, s3, store, markers, WorkerMetrics()).install(app)
-    deadletters.install(app, names)
+    events = None
+    if settings.events_url and settings.events_secret:
+        completions.register(app, settings.events_url, settings.events_secret)
+        events = Completions(app)
+    Outcomes(names, s3, store, markers, WorkerMetrics(), events).install(app)
+    deadletters.install(app, names | {DELIVER_TASK})
     celery_logs(settings.log_format)
     return app
