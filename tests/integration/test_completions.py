@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -15,10 +16,13 @@ from typing import Any
 import pytest
 from celery.result import AsyncResult
 
+from s3thumbs import celery_app, deadletters
+from s3thumbs.config import Settings
 from s3thumbs.events import ObjectEvent
+from s3thumbs.messages import DELIVER_TASK
 from tests.support import images
 from tests.support.buckets import fresh_bucket, s3_client
-from tests.support.processes import s3thumbs_env, wait_for, worker
+from tests.support.processes import run_s3thumbs, s3thumbs_env, wait_for, worker
 from tests.support.publishing import Results, publish_events
 from tests.support.servers import empty_redis
 
@@ -145,3 +149,22 @@ def test_each_outcome_reaches_the_app_signed_at_least_once(moto_server_url, redi
     assert (by_type["thumbnails.deleted"]["key"], by_type["thumbnails.deleted"]["source_etag"]) == (key, None)
     assert len({event["id"] for event in endpoint.accepted()}) == 3
     assert all(a["status"] != 401 for a in endpoint.attempts)  # every signature verified
+
+
+def test_a_delivery_that_ran_out_of_retries_is_redriven_with_the_same_event(redis_server):
+    env = s3thumbs_env(**empty_redis(redis_server, 7, 8), events_url="https://app.example/hooks", events_secret=SECRET)
+    event = {"id": "5f1d0c0ffee", "type": "thumbnails.deleted", "bucket": "b", "key": "k ü.jpg", "source_etag": None}
+    app = celery_app.create_app(Settings.from_env(env), results=False)
+    deadletters.record(
+        app, deadletters.DeadLetter(DELIVER_TASK, "b", "k ü.jpg", "the events URL answered 503", "DeliveryFailed",
+                                    "task-1", retries=20, kwargs={"event": event}),
+    )  # fmt: skip
+
+    redriven = run_s3thumbs(env, "dead-letters", "redrive")
+
+    assert redriven.returncode == 0, redriven.stderr
+    assert "re-driven s3thumbs.deliver_event s3://b/k ü.jpg" in redriven.stdout
+    [raw] = redis_server.client(7).lrange("s3thumbs", 0, -1)
+    message = json.loads(raw)
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (message["headers"]["task"], args, kwargs) == (DELIVER_TASK, ["b", "k ü.jpg"], {"event": event})
