@@ -17,6 +17,7 @@ from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
 FORMATS = ("auto", "jpeg", "png", "webp", "avif")
 LOG_FORMATS = ("text", "json")
 KEEP_METADATA = ("none", "copyright")
+CROPS = ("centre", "attention")
 # Retries wait 2**n seconds (n = retries so far, with full jitter), never more than this.
 MAX_RETRY_COUNTDOWN = 300
 # Pillow refuses images over twice its Image.MAX_IMAGE_PIXELS whatever we allow: a higher
@@ -60,6 +61,7 @@ class Settings:
     quality: int = 85
     cache_control: str | None = None
     keep_metadata: str = "none"
+    crop: str = "centre"
     events_url: str | None = None
     events_secret: Secret | None = field(default=None, repr=False)
     task_time_limit: int = 120
@@ -119,6 +121,7 @@ class Settings:
             quality=env.integer("QUALITY", cls.quality, maximum=100),
             cache_control=env.optional("CACHE_CONTROL", None),
             keep_metadata=env.choice("KEEP_METADATA", KEEP_METADATA, cls.keep_metadata),
+            crop=env.choice("CROP", CROPS, cls.crop),
             events_url=env.parse("EVENTS_URL", _http_url, None),
             events_secret=_secret(env.optional("EVENTS_SECRET", None)),
             task_time_limit=env.integer("TASK_TIME_LIMIT", cls.task_time_limit),

@@ -22,7 +22,7 @@ from typing import IO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from s3thumbs import budget, colours, copyright, formats, jpeg
+from s3thumbs import budget, colours, copyright, crops, formats, jpeg
 from s3thumbs.encoding import Thumbnail, encode, output_format
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
@@ -77,11 +77,14 @@ class RenderSpec:
     max_pixels: int = 100_000_000
     max_decode_bytes: int = 768 * budget.MIB
     keep_copyright: bool = False
+    crop: str = "centre"  # where a cover box crops: centre or attention
 
     @property
     def fingerprint(self) -> str:
         """A short hash of everything that changes the output: sizes, format, quality, metadata kept."""
-        text = f"v{RENDER_VERSION}|{','.join(map(str, self.sizes))}|{self.format}|{self.quality}"
+        boxes = ",".join(size.spec for size in self.sizes)  # a cover box says so; crop mode only then
+        crop = f"|crop={self.crop}" if any(size.fit == "cover" for size in self.sizes) else ""
+        text = f"v{RENDER_VERSION}|{boxes}|{self.format}|{self.quality}{crop}"
         if self.keep_copyright:  # only then, so that thumbnails made before the setting existed stay current
             text += "|copyright"
         return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -209,7 +212,9 @@ def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> Rende
     thumbnails: dict[Size, Thumbnail] = {}
     for box, target in sorted(targets.items(), key=lambda item: -item[1][0] * item[1][1]):
         image = _scaled(base, header.region, made, target, orientation)
-        made.append(image)
+        made.append(image)  # uncropped: smaller boxes may be made from it
+        if box.fit == "cover":
+            image = crops.crop(image, box, spec.crop)
         finished = profile.apply(image.convert(mode) if image.mode != mode else image)
         thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded, exif)
     shown = (header.size[1], header.size[0]) if orientation in (5, 6, 7, 8) else header.size
@@ -223,7 +228,8 @@ def _targets(
     """Each box's thumbnail size as shown, and the largest of them as the image is stored."""
     swapped = orientation in (5, 6, 7, 8)
     shown = (size[1], size[0]) if swapped else size
-    targets = {box: fit(*shown, box) for box in sizes}
+    # A cover box needs the picture scaled until it covers the box; it is cropped once made.
+    targets = {box: crops.cover_size(*shown, box) if box.fit == "cover" else fit(*shown, box) for box in sizes}
     largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
     return targets, (largest[1], largest[0]) if swapped else largest
 

@@ -37,25 +37,36 @@ MAX_KEY_BYTES = 1024
 
 
 class Size(NamedTuple):
-    """A bounding box, in pixels."""
+    """A box, in pixels: the thumbnail fits ``inside`` it (aspect kept), or a ``cover`` one fills it
+    exactly, cropped. Its folder is ``WxH`` either way."""
 
     width: int
     height: int
+    fit: str = "inside"
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
+    @property
+    def spec(self) -> str:
+        """As written in S3THUMBS_SIZES: ``WxH``, or ``WxH:cover``."""
+        return f"{self}:cover" if self.fit == "cover" else str(self)
+
 
 def parse_sizes(text: str) -> tuple[Size, ...]:
-    """Parse ``"128x128, 512x512"``: WxH boxes, spaces ignored, duplicates dropped, order kept."""
+    """Parse ``"128x128:cover, 512x512"``: WxH boxes, optionally ``:cover`` or ``:inside`` (the default),
+    spaces ignored, duplicates dropped, order kept; the same WxH with two fits is an error."""
     sizes: list[Size] = []
     for part in "".join(text.split()).split(","):
-        match = _SIZE.fullmatch(part)
-        if not match:
-            raise ValueError(f"{part!r} is not WxH (e.g. 128x128)")
-        size = Size(int(match[1]), int(match[2]))
+        box, _, fit = part.partition(":")
+        match = _SIZE.fullmatch(box)
+        if not match or fit not in ("", "inside", "cover"):
+            raise ValueError(f"{part!r} is not WxH or WxH:cover (e.g. 128x128:cover)")
+        size = Size(int(match[1]), int(match[2]), fit or "inside")
         if size.width < 1 or size.height < 1:
             raise ValueError(f"{part!r} must have a positive width and height")
+        if any(other[:2] == size[:2] and other.fit != size.fit for other in sizes):
+            raise ValueError(f"{box} is given both inside and cover: one folder cannot hold both")
         if size not in sizes:
             sizes.append(size)
     return tuple(sizes)

@@ -41,7 +41,7 @@ def build(
             {
                 "key": layout.thumbnail_key(bucket, key, thumb.box),
                 "box": str(thumb.box),
-                "fit": "inside",
+                "fit": thumb.box.fit,
                 "width": thumb.width,
                 "height": thumb.height,
                 "bytes": len(thumb.body),

@@ -43,6 +43,7 @@ class Job:
             settings.max_pixels,
             settings.max_decode_mib * MIB,
             keep_copyright=settings.keep_metadata == "copyright",
+            crop=settings.crop,
         )
         return cls(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
 

@@ -119,3 +119,20 @@ def test_a_missing_or_stale_manifest_is_rendered_again(mocked_s3, mocked_storage
 
     assert outcome.status == "written"
     assert manifest_of(mocked_s3, "p.jpg")[1]["Metadata"]["s3thumbs-source-etag"] == outcome.source_etag
+
+
+def test_a_cover_box_says_so_in_the_manifest():
+    from s3thumbs import manifest
+    from s3thumbs.encoding import Thumbnail
+    from s3thumbs.keys import Layout, Size
+
+    thumbs = [
+        Thumbnail(Size(64, 64, "cover"), 64, 64, "image/jpeg", b"j"),
+        Thumbnail(Size(256, 256), 256, 171, "image/jpeg", b"jj"),
+    ]
+    facts = manifest.build(Layout(), "b", "k.jpg", "e", "s", (900, 600), "h", thumbs)
+
+    assert [(t["box"], t["fit"], t["width"], t["height"]) for t in facts["thumbnails"]] == [
+        ("64x64", "cover", 64, 64),
+        ("256x256", "inside", 256, 171),
+    ]

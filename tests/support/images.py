@@ -11,7 +11,7 @@ import struct
 import zlib
 from functools import cache
 
-from PIL import ExifTags, Image, ImageCms, ImageDraw, PngImagePlugin
+from PIL import ExifTags, Image, ImageCms, ImageDraw, ImageFilter, PngImagePlugin
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -483,3 +483,19 @@ def png_with_metadata() -> bytes:
 def webp_with_metadata() -> bytes:
     """The 64×32 pattern as WebP with EXIF (GPS) and XMP."""
     return encode(pattern(64, 32), "WEBP", lossless=True, exif=exif(1, gps=True), xmp=XMP)
+
+
+def salient_scene(subject: str, at: float, size: tuple[int, int] = (1200, 400)) -> Image.Image:
+    """A quiet blue-grey backdrop with one thing that draws the eye, centred at ``at`` (0..1) across:
+    a ``flower`` (saturated colour, hard edges) or a ``face`` (a soft skin-toned oval)."""
+    width, height = size
+    backdrop = Image.linear_gradient("L").rotate(90).resize(size).convert("RGB")
+    picture = Image.merge("RGB", [b.point(lambda v, k=k: 90 + v // 8 + k) for k, b in enumerate(backdrop.split())])
+    draw = ImageDraw.Draw(picture)
+    x, y, unit = int(width * at), height // 2, height / 400
+    if subject == "flower":
+        for r, colour in ((110 * unit, (220, 20, 60)), (60 * unit, (255, 200, 0))):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        return picture
+    draw.ellipse((x - 90 * unit, y - 120 * unit, x + 90 * unit, y + 120 * unit), fill=(224, 172, 140))
+    return picture.filter(ImageFilter.GaussianBlur(2))
