@@ -17,10 +17,10 @@ from typing import Protocol, TypeVar
 
 from s3thumbs.events import ObjectEvent
 from s3thumbs.failures import FailureMarkers
-from s3thumbs.keys import Layout, Size, is_image_key
+from s3thumbs.keys import is_image_key
 from s3thumbs.messages import Publish
 from s3thumbs.storage import ObjectInfo, Storage
-from s3thumbs.thumbnailer import made_from
+from s3thumbs.thumbnailer import Job, made_from
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,11 @@ def no_progress(items: Iterable[T], total: int | None, description: str) -> Iter
 
 @dataclass(frozen=True)
 class Plan:
-    """Where to look and what counts as current: storage, output layout, sizes, settings hash."""
+    """Where to look and what counts as current: storage, and the job (output layout, each key's sizes
+    and settings hash)."""
 
     storage: Storage
-    layout: Layout
-    sizes: tuple[Size, ...]
-    fingerprint: str
+    job: Job
     markers: FailureMarkers | None = None
 
 
@@ -88,13 +87,14 @@ def run(
     progress: Progress = no_progress,
 ) -> Summary:
     """Publish a task for each image under ``prefix`` lacking current thumbnails; ``publish=None`` is a dry run."""
-    storage, layout = plan.storage, plan.layout
+    storage, layout, job = plan.storage, plan.job.layout, plan.job
     sources = [
         info
         for info in progress(storage.list_objects(bucket, prefix), None, "listing")
-        if not layout.is_output(bucket, info.key) and is_image_key(info.key)
+        # Under a prefix S3THUMBS_RULES gives no sizes, nothing is ever made.
+        if not layout.is_output(bucket, info.key) and is_image_key(info.key) and job.spec_for(info.key)
     ]
-    complete = _with_every_size(plan, bucket, prefix)
+    complete = _with_every_size(plan, bucket, prefix, [source.key for source in sources])
     incomplete = [source.key for source in sources if source.key not in complete]
     failed = plan.markers.etags(bucket, incomplete) if plan.markers is not None else {}
     summary = Summary(sources=len(sources))
@@ -107,7 +107,8 @@ def run(
         manifest = storage.head(layout.output_bucket(bucket), layout.manifest_key(bucket, source.key))
         if manifest is None:  # deleted since it was listed
             return "missing"
-        return "current" if made_from(manifest, source.etag, plan.fingerprint) else "stale"
+        spec = job.spec_for(source.key)
+        return "current" if spec and made_from(manifest, source.etag, spec.fingerprint) else "stale"
 
     batch: list[ObjectEvent] = []
     with ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="backfill") as pool:
@@ -128,16 +129,19 @@ def run(
     return summary
 
 
-def _with_every_size(plan: Plan, bucket: str, prefix: str) -> set[str]:
-    """Source keys that have a thumbnail of every size and a manifest (listed, not opened)."""
-    out_bucket = plan.layout.output_bucket(bucket)
-    folder = plan.layout.manifest_folder(bucket)
+def _with_every_size(plan: Plan, bucket: str, prefix: str, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that have a manifest and a thumbnail of each of their sizes (listed, not opened)."""
+    layout, job = plan.job.layout, plan.job
+    out_bucket = layout.output_bucket(bucket)
+    folder = layout.manifest_folder(bucket)
     listed = plan.storage.list_objects(out_bucket, folder + prefix)
-    complete = {info.key[len(folder) : -len(".json")] for info in listed if info.key.endswith(".json")}
-    for size in plan.sizes:
-        folder = plan.layout.size_folder(bucket, size)
-        complete &= {info.key[len(folder) :] for info in plan.storage.list_objects(out_bucket, folder + prefix)}
-    return complete
+    with_manifest = {info.key[len(folder) : -len(".json")] for info in listed if info.key.endswith(".json")}
+    needed = {key: spec.sizes for key in keys if key in with_manifest and (spec := job.spec_for(key))}
+    have: dict[str, set[str]] = {}
+    for size in {size for sizes in needed.values() for size in sizes}:
+        folder = layout.size_folder(bucket, size)
+        have[str(size)] = {info.key[len(folder) :] for info in plan.storage.list_objects(out_bucket, folder + prefix)}
+    return {key for key, sizes in needed.items() if all(key in have[str(size)] for size in sizes)}
 
 
 def reconcile(plan: Plan, buckets: Iterable[str], publish: Publish) -> None:

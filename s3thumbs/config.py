@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from s3thumbs.errors import ConfigError
 from s3thumbs.keys import Layout, Size, normalize_prefix, parse_sizes
+from s3thumbs.prefixes import SizeRules, parse_rules
 
 FORMATS = ("auto", "jpeg", "png", "webp", "avif")
 LOG_FORMATS = ("text", "json")
@@ -47,6 +48,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     public_s3_url: str | None = None  # the endpoint browsers reach, for the gallery's presigned URLs
     sizes: tuple[Size, ...] = (Size(128, 128), Size(512, 512), Size(1024, 1024))
+    rules: tuple[tuple[str, tuple[Size, ...]], ...] = ()
     output_prefix: str = "thumbnails/"
     output_bucket: str | None = None
     buckets: frozenset[str] | None = None
@@ -72,6 +74,11 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 9808
     reconcile_interval: int | None = None
+
+    @property
+    def size_rules(self) -> SizeRules:
+        """The sizes of each key: S3THUMBS_RULES, else S3THUMBS_SIZES."""
+        return SizeRules(self.sizes, self.rules)
 
     @property
     def layout(self) -> Layout:
@@ -107,6 +114,7 @@ class Settings:
             s3_endpoint_url=env.optional("S3_ENDPOINT_URL", None),
             public_s3_url=env.optional("PUBLIC_S3_URL", None),
             sizes=env.parse("SIZES", parse_sizes, cls.sizes),
+            rules=env.parse("RULES", parse_rules, cls.rules),
             output_prefix=env.parse("OUTPUT_PREFIX", normalize_prefix, cls.output_prefix),
             output_bucket=env.optional("OUTPUT_BUCKET", None),
             buckets=env.names("BUCKETS"),

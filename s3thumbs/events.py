@@ -23,6 +23,7 @@ SkipCode = Literal[
     "not_image",
     "too_large",
     "store_internal",
+    "no_sizes",
 ]
 SKIP_CODES: tuple[SkipCode, ...] = get_args(SkipCode)
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from s3thumbs.config import Settings
 from s3thumbs.events import Ignored, Notification, ObjectEvent
 from s3thumbs.keys import Layout, is_image_key, name_problem
+from s3thumbs.prefixes import SizeRules
 
 
 class Sorted(NamedTuple):
@@ -29,11 +30,12 @@ class Rules:
     layout: Layout = Layout()
     buckets: frozenset[str] | None = None
     max_bytes: int = 100 * 1024 * 1024
+    sizes: SizeRules | None = None  # S3THUMBS_RULES: a prefix may get no thumbnails at all
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
         """The rules the settings describe."""
-        return cls(settings.layout, settings.buckets, settings.max_bytes)
+        return cls(settings.layout, settings.buckets, settings.max_bytes, settings.size_rules)
 
     def skip(self, event: ObjectEvent) -> Ignored | None:
         """Why an event needs no task (as a skipped record), or None when it does."""
@@ -45,6 +47,8 @@ class Rules:
             return Ignored(event.bucket, event.key, "a thumbnail (output prefix or bucket)", "own_output")
         if not is_image_key(event.key, event.content_type):
             return Ignored(event.bucket, event.key, "not an image key", "not_image")
+        if self.sizes is not None and not self.sizes.sizes_for(event.key):
+            return Ignored(event.bucket, event.key, "no thumbnails under this prefix (S3THUMBS_RULES)", "no_sizes")
         if event.action == "created" and event.size is not None and event.size > self.max_bytes:
             return Ignored(event.bucket, event.key, "larger than S3THUMBS_MAX_BYTES", "too_large")
         return None

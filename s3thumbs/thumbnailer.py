@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from s3thumbs import manifest
@@ -13,6 +13,7 @@ from s3thumbs.config import Settings
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
+from s3thumbs.prefixes import SizeRules
 from s3thumbs.storage import NewObject, ObjectInfo, Storage
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ class Job:
     max_bytes: int
     buckets: frozenset[str] | None = None
     cache_control: str | None = None
+    rules: SizeRules | None = None  # S3THUMBS_RULES; None: ``spec``'s sizes for every key
+
+    def spec_for(self, key: str) -> RenderSpec | None:
+        """What to render for ``key``: the spec with the sizes its prefix gets; None for no thumbnails."""
+        if self.rules is None:
+            return self.spec
+        sizes = self.rules.sizes_for(key)
+        return replace(self.spec, sizes=sizes) if sizes else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Job:
@@ -45,7 +54,9 @@ class Job:
             keep_copyright=settings.keep_metadata == "copyright",
             crop=settings.crop,
         )
-        return cls(spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control)
+        return cls(
+            spec, settings.layout, settings.max_bytes, settings.buckets, settings.cache_control, settings.size_rules
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,10 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     where = {"bucket": bucket, "key": key}
     if ignored := _ignored(job, bucket, key):
         return ignored
+    spec = job.spec_for(key)
+    if spec is None:
+        logger.info("s3://%s/%s: skipped, no thumbnails under its prefix (S3THUMBS_RULES)", bucket, key, extra=where)
+        return Outcome(bucket, key, "ignored")
     # The source and its manifest are looked at at once (one round trip instead of two).
     out_bucket = job.layout.output_bucket(bucket)
     manifest_key = job.layout.manifest_key(bucket, key)
@@ -99,7 +114,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         return Outcome(bucket, key, "gone")
     if isinstance(found_manifest, Exception):
         raise found_manifest
-    current = _current_thumbnails(storage, job, bucket, key, source.etag, found_manifest)
+    current = _current_thumbnails(storage, job.layout, spec, bucket, key, source.etag, found_manifest)
     if current is not None:
         logger.info(
             "s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag, extra=where
@@ -114,10 +129,10 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
     with file:
-        rendering = render(file, job.spec)
+        rendering = render(file, spec)
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
         return gone
-    made_with = {ETAG_META: source.etag, SETTINGS_META: job.spec.fingerprint}
+    made_with = {ETAG_META: source.etag, SETTINGS_META: spec.fingerprint}
     objects = [
         NewObject(
             job.layout.thumbnail_key(bucket, key, thumb.box),
@@ -133,7 +148,7 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         for obj, thumb in zip(objects, rendering.thumbnails, strict=True)
     ]
     facts = manifest.build(
-        job.layout, bucket, key, source.etag, job.spec.fingerprint, rendering.size, rendering.thumbhash,
+        job.layout, bucket, key, source.etag, spec.fingerprint, rendering.size, rendering.thumbhash,
         rendering.thumbnails,
     )  # fmt: skip
     storage.put(out_bucket, manifest_key, manifest.body(facts), manifest.CONTENT_TYPE, made_with)  # last
@@ -182,7 +197,9 @@ def delete_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outc
             "s3://%s/%s: skipped delete, the source still exists", bucket, key, extra={"bucket": bucket, "key": key}
         )
         return Outcome(bucket, key, "current", source.etag)
-    keys = [job.layout.thumbnail_key(bucket, key, size) for size in job.spec.sizes]
+    # Every size any prefix may get: what an earlier S3THUMBS_RULES made goes too.
+    sizes = job.rules.all_sizes() if job.rules is not None else job.spec.sizes
+    keys = [job.layout.thumbnail_key(bucket, key, size) for size in sizes]
     keys.append(job.layout.manifest_key(bucket, key))
     storage.delete(job.layout.output_bucket(bucket), keys)
     logger.info(
@@ -205,28 +222,28 @@ def _ignored(job: Job, bucket: str, key: str) -> Outcome | None:
 
 
 def _current_thumbnails(
-    storage: Storage, job: Job, bucket: str, key: str, etag: str, manifest: ObjectInfo | None
+    storage: Storage, layout: Layout, spec: RenderSpec, bucket: str, key: str, etag: str, manifest: ObjectInfo | None
 ) -> list[ThumbnailInfo] | None:
     """The thumbnails, if the manifest and every size exist and were made from this eTag with these settings.
 
     ``manifest`` is what a HEAD of the manifest found; the sizes are looked at, all at once, only
     when it is current.
     """
-    if not made_from(manifest, etag, job.spec.fingerprint):
+    if not made_from(manifest, etag, spec.fingerprint):
         return None
-    out_bucket = job.layout.output_bucket(bucket)
-    sizes = storage.head_all([(out_bucket, job.layout.thumbnail_key(bucket, key, size)) for size in job.spec.sizes])
+    out_bucket = layout.output_bucket(bucket)
+    sizes = storage.head_all([(out_bucket, layout.thumbnail_key(bucket, key, size)) for size in spec.sizes])
     found = []
     for info in sizes:
         if isinstance(info, Exception):
             raise info
-        if info is None or not made_from(info, etag, job.spec.fingerprint):
+        if info is None or not made_from(info, etag, spec.fingerprint):
             return None
         width, _, height = info.metadata.get(SIZE_META, "").partition("x")
         if not (width.isdigit() and height.isdigit()):
             return None
         found.append(ThumbnailInfo(info.key, int(width), int(height), info.size, info.content_type or ""))
-    return found if len(found) == len(job.spec.sizes) else None
+    return found if len(found) == len(spec.sizes) else None
 
 
 def made_from(info: ObjectInfo | None, etag: str, fingerprint: str) -> bool:

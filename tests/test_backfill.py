@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from s3thumbs.backfill import Plan, run
+from s3thumbs.backfill import run
 from s3thumbs.keys import Layout
-from tests.support.backfill import FINGERPRINT, LAYOUT, SIZES, enqueued, thumbnails, tiny_png, upload
+from tests.support.backfill import SIZES, enqueued, plan, thumbnails, tiny_png, upload
 
 
 @pytest.fixture
 def backfill_plan(mocked_storage):
-    return Plan(mocked_storage, LAYOUT, SIZES, FINGERPRINT)
+    return plan(mocked_storage)
 
 
 def test_only_missing_and_stale_sources_are_enqueued(mocked_s3, backfill_plan):
@@ -48,10 +48,10 @@ def test_with_a_shared_output_bucket_each_source_bucket_is_judged_by_its_own_thu
     mocked_s3.create_bucket(Bucket="other")
     thumbnails(mocked_s3, "same.jpg", upload(mocked_s3, "same.jpg"), layout=shared)
     upload(mocked_s3, "same.jpg", bucket="other")
-    plan = Plan(mocked_storage, shared, SIZES, FINGERPRINT)
+    shared_plan = plan(mocked_storage, shared)
 
-    assert enqueued(plan)[1] == []
-    assert enqueued(plan, bucket="other")[1] == ["same.jpg"]
+    assert enqueued(shared_plan)[1] == []
+    assert enqueued(shared_plan, bucket="other")[1] == ["same.jpg"]
 
 
 def test_a_dry_run_publishes_nothing_and_counts_the_same(mocked_s3, backfill_plan):

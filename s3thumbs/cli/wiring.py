@@ -77,15 +77,9 @@ def publisher(settings: Settings) -> BrokerPublisher:
 
 
 def backfill_plan(settings: Settings, store: Storage) -> Plan:
-    """What backfill and reconciliation compare against: layout, sizes, settings hash, failure markers."""
-    job = Job.from_settings(settings)
-    return Plan(
-        store,
-        settings.layout,
-        settings.sizes,
-        job.spec.fingerprint,
-        FailureMarkers.from_backend(settings.result_backend),
-    )
+    """What backfill and reconciliation compare against: layout, each key's sizes and settings hash,
+    failure markers."""
+    return Plan(store, Job.from_settings(settings), FailureMarkers.from_backend(settings.result_backend))
 
 
 def presigner(settings: Settings) -> Presign:

@@ -7,30 +7,29 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from s3thumbs.backfill import Plan
 from s3thumbs.failures import FAILED, FailureMarkers
-from tests.support.backfill import FINGERPRINT, LAYOUT, SIZES, enqueued, thumbnails, tiny_png, upload
+from tests.support.backfill import SIZES, enqueued, plan, thumbnails, tiny_png, upload
 from tests.support.buckets import s3_client
 from tests.support.processes import run_s3thumbs, s3thumbs_env, wait_for, worker
 
 
 def test_sources_that_failed_for_good_wait_for_a_change_or_retry_failed(mocked_storage, mocked_s3, redis_factory):
     markers = FailureMarkers.from_backend(redis_factory().url_for(1))
-    plan = Plan(mocked_storage, LAYOUT, SIZES, FINGERPRINT, markers)
+    backfill_plan = plan(mocked_storage, markers=markers)
     broken = upload(mocked_s3, "broken.jpg", b"not a jpeg")
     markers.mark("photos", "broken.jpg", broken, "cannot decode image")
     old = upload(mocked_s3, "fixed.jpg", b"was broken")
     markers.mark("photos", "fixed.jpg", old, "cannot decode image")
     upload(mocked_s3, "fixed.jpg")  # re-uploaded since: the marker is for other content
 
-    summary, keys = enqueued(plan)
+    summary, keys = enqueued(backfill_plan)
     assert keys == ["fixed.jpg"]
     assert summary.line(dry_run=False) == (
         "2 images: 0 current, 1 missing, 0 stale, 1 failed for good "
         "(left alone; --retry-failed enqueues them); enqueued 1"
     )
 
-    summary, keys = enqueued(plan, retry_failed=True)
+    summary, keys = enqueued(backfill_plan, retry_failed=True)
     assert keys == ["broken.jpg", "fixed.jpg"]
     assert (summary.retried, summary.failed) == (1, 0)
 

@@ -5,13 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from s3thumbs.backfill import Plan, Summary, run
+from s3thumbs.failures import FailureMarkers
 from s3thumbs.imaging import RenderSpec
 from s3thumbs.keys import Layout, Size
+from s3thumbs.prefixes import SizeRules
+from s3thumbs.storage import Storage
+from s3thumbs.thumbnailer import Job
 from tests.support import buckets, images
 
 SIZES = (Size(64, 64), Size(16, 16))
 FINGERPRINT = RenderSpec(SIZES).fingerprint
 LAYOUT = Layout()
+
+
+def plan(
+    storage: Storage,
+    layout: Layout = LAYOUT,
+    markers: FailureMarkers | None = None,
+    rules: tuple[tuple[str, tuple[Size, ...]], ...] = (),
+) -> Plan:
+    """A backfill of SIZES (or ``rules`` over them) into ``layout``."""
+    return Plan(storage, Job(RenderSpec(SIZES), layout, 10_000_000, rules=SizeRules(SIZES, rules)), markers)
 
 
 def tiny_png(shade: int = 0) -> bytes:
