@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from s3thumbs.errors import StoreUnavailable
 from s3thumbs.keys import Layout, name_problem
 from s3thumbs.links import Links
+from s3thumbs.placeholder import data_url
 from s3thumbs.status import Record, Statuses
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Gallery:
                     "width": thumb.get("width"),
                     "height": thumb.get("height"),
                     "bytes": thumb.get("bytes"),
+                    "fit": "cover" if thumb.get("fit") == "cover" else "inside",
                     "url": url,
                 }
             )
@@ -96,10 +98,13 @@ class Gallery:
             "ms": record.ms,
             "at": record.at,
             "size": record.size,
+            "shown": list(record.shown) if record.shown and all(isinstance(v, int) for v in record.shown) else None,
             "original": original,
             # Only originals that rendered are shown inline: a browser cannot show the others either.
             "inline": original is not None and (record.size or 0) <= INLINE_ORIGINAL_BYTES,
             "thumbnails": thumbnails,
+            # Shown behind each thumbnail until it loads.
+            "placeholder": data_url(record.thumbhash) if linked and isinstance(record.thumbhash, str) else None,
         }
 
     async def page(self, request: Request) -> Response:
@@ -188,13 +193,19 @@ function card(item) {
   const status = el("span", {class: "badge " + item.status, "data-status": item.status},
                     LABEL[item.status] || item.status);
   const details = [item.ms !== null && item.ms !== undefined ? "rendered in " + Math.round(item.ms) + " ms" : "",
-                   item.size ? "source " + bytes(item.size) : "", ago(item.at)].filter(Boolean).join(" · ");
+                   item.size ? "source " + (item.shown ? item.shown[0] + "×" + item.shown[1] + ", " : "")
+                     + bytes(item.size) : "", ago(item.at)].filter(Boolean).join(" · ");
   const thumbs = el("div", {class: "thumbs"});
   for (const t of item.thumbnails) {
-    const caption = el("figcaption", {}, t.width + "×" + t.height + " · " + bytes(t.bytes));
-    thumbs.append(t.url ? el("figure", {class: "thumb"}, el("img", {src: t.url, alt: t.key, loading: "lazy",
-                                                                 width: t.width, height: t.height}), caption)
-                        : el("figure", {class: "thumb"}, caption));
+    const caption = el("figcaption", {}, t.width + "×" + t.height + (t.fit === "cover" ? " cover" : "")
+                       + " · " + bytes(t.bytes));
+    if (!t.url) { thumbs.append(el("figure", {class: "thumb"}, caption)); continue; }
+    const picture = el("img", {src: t.url, alt: t.key, loading: "lazy", width: t.width, height: t.height});
+    if (item.placeholder) {  // the ThumbHash, drawn until the thumbnail has loaded
+      picture.style.backgroundImage = "url(" + item.placeholder + ")";
+      picture.style.backgroundSize = "100% 100%";
+    }
+    thumbs.append(el("figure", {class: "thumb"}, picture, caption));
   }
   const info = el("div", {}, el("div", {class: "name"}, item.bucket + "/" + item.key), status, " ",
                   el("span", {}, details));
@@ -249,7 +260,7 @@ def _digest(tag: str) -> str:
 HEADERS = {
     "Content-Security-Policy": (
         f"default-src 'none'; script-src {_digest('script')}; style-src {_digest('style')}; "
-        "img-src http: https:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "img-src http: https: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

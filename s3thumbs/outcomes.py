@@ -104,8 +104,11 @@ class Outcomes:
             self.metrics.bytes_read.inc(outcome.source_bytes or 0)
             self.metrics.bytes_written.inc(sum(t.bytes for t in outcome.thumbnails))
         if (store := self.statuses()) is not None:
+            facts = outcome.manifest or {}
+            fits = {t["key"]: t["fit"] for t in facts.get("thumbnails", [])}
             thumbs = tuple(
-                {"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes} for t in outcome.thumbnails
+                {"key": t.key, "width": t.width, "height": t.height, "bytes": t.bytes, "fit": fits.get(t.key, "inside")}
+                for t in outcome.thumbnails
             )
             store.save(
                 [
@@ -117,6 +120,8 @@ class Outcomes:
                         size=outcome.source_bytes,
                         thumbnails=thumbs,
                         ms=outcome.ms,
+                        thumbhash=facts.get("thumbhash"),
+                        shown=(facts["width"], facts["height"]) if facts else None,
                     )
                 ]
             )

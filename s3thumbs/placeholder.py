@@ -3,8 +3,9 @@ app decodes into a blurred picture with the right colours, alpha and aspect rati
 thumbnails load. Computed once per source, from its smallest thumbnail as displayed, scaled to fit
 100×100 (the most the format takes).
 
-The encoder follows the reference implementation (Evan Wallace's ``rgbaToThumbHash``) step by step;
-the tests decode its output with the reference JavaScript decoder. The one Python port on PyPI
+The encoder follows the reference implementation (Evan Wallace's ``rgbaToThumbHash``) step by step,
+and the decoder (for the gallery's placeholders) its ``thumbHashToRGBA``; the tests hold both to the
+reference JavaScript. The one Python port on PyPI
 fails on images with alpha. The DCT is done separably (rows first), which gives the reference's
 sums in a fraction of the time.
 """
@@ -12,6 +13,9 @@ sums in a fraction of the time.
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
+import io
 import math
 from operator import mul
 
@@ -100,6 +104,56 @@ def _channel(values: list[float], w: int, h: int, nx: int, ny: int) -> tuple[flo
     if scale:
         ac = [0.5 + 0.5 / scale * f for f in ac]
     return dc, ac, scale
+
+
+@functools.lru_cache(maxsize=1024)  # the gallery asks for the same ones every few seconds
+def data_url(thumbhash: str) -> str | None:
+    """The placeholder as a ``data:image/png`` URL, or None for a hash that cannot be read."""
+    try:
+        picture = decode(base64.b64decode(thumbhash, validate=True))
+    except (ValueError, IndexError, StopIteration, binascii.Error):
+        return None
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode(hash_bytes: bytes) -> Image.Image:
+    """The reference decoder: a ThumbHash to an RGBA picture of at most 32×32."""
+    header24 = hash_bytes[0] | (hash_bytes[1] << 8) | (hash_bytes[2] << 16)
+    header16 = hash_bytes[3] | (hash_bytes[4] << 8)
+    l_dc, l_scale = (header24 & 63) / 63, ((header24 >> 18) & 31) / 31
+    p_dc, q_dc = ((header24 >> 6) & 63) / 31.5 - 1, ((header24 >> 12) & 63) / 31.5 - 1
+    has_alpha, landscape = bool(header24 >> 23), bool(header16 >> 15)
+    p_scale, q_scale = ((header16 >> 3) & 63) / 63, ((header16 >> 9) & 63) / 63
+    l_limit = 5 if has_alpha else 7
+    across, down = (l_limit, header16 & 7) if landscape else (header16 & 7, l_limit)
+    lx, ly = max(3, across), max(3, down)
+    a_dc, a_scale = ((hash_bytes[5] & 15) / 15, (hash_bytes[5] >> 4) / 15) if has_alpha else (1.0, 0.0)
+    nibbles = iter(n for byte in hash_bytes[6 if has_alpha else 5 :] for n in (byte & 15, byte >> 4))
+
+    def factors(nx: int, ny: int, scale: float) -> list[tuple[int, int, float]]:
+        cells = [(cx, cy) for cy in range(ny) for cx in range(0 if cy else 1, nx) if cx * ny < nx * (ny - cy)]
+        return [(cx, cy, (next(nibbles) / 7.5 - 1) * scale) for cx, cy in cells]
+
+    l_ac = factors(lx, ly, l_scale)
+    p_ac, q_ac = factors(3, 3, p_scale * 1.25), factors(3, 3, q_scale * 1.25)  # saturation boosted, as the reference
+    a_ac = factors(5, 5, a_scale) if has_alpha else []
+    ratio = across / down  # the aspect ratio the hash encodes (before the minimum of 3 terms)
+    w, h = (32, round(32 / ratio)) if ratio > 1 else (round(32 * ratio), 32)
+    out = bytearray()
+    for y in range(h):
+        fy = [math.cos(math.pi / h * (y + 0.5) * c) * 2 for c in range(8)]
+        for x in range(w):
+            fx = [math.cos(math.pi / w * (x + 0.5) * c) for c in range(8)]
+            lum = l_dc + sum(f * fx[cx] * fy[cy] for cx, cy, f in l_ac)
+            p = p_dc + sum(f * fx[cx] * fy[cy] for cx, cy, f in p_ac)
+            q = q_dc + sum(f * fx[cx] * fy[cy] for cx, cy, f in q_ac)
+            a = a_dc + sum(f * fx[cx] * fy[cy] for cx, cy, f in a_ac)
+            b = lum - 2 / 3 * p
+            r = (3 * lum - b + q) / 2
+            out += bytes(int(max(0.0, 255 * min(1.0, v))) for v in (r, r - q, b, a))
+    return Image.frombytes("RGBA", (w, h), bytes(out))
 
 
 def _round(value: float) -> int:

@@ -41,6 +41,8 @@ class Record:
     thumbnails: tuple[dict[str, Any], ...] = ()
     ms: float | None = None
     at: float = field(default_factory=time.time)
+    thumbhash: str | None = None  # the source's placeholder, from its manifest
+    shown: tuple[int, int] | None = None  # the source's size as displayed, from its manifest
 
     @property
     def member(self) -> str:
@@ -53,7 +55,8 @@ class Record:
     def from_json(cls, text: str | bytes) -> Record:
         data = json.loads(text)
         data["thumbnails"] = tuple(data.get("thumbnails") or ())
-        return cls(**data)
+        data["shown"] = tuple(data["shown"]) if isinstance(data.get("shown"), list) else None
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 def queued_records(events: Sequence[ObjectEvent]) -> list[Record]:

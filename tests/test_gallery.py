@@ -209,3 +209,43 @@ def test_the_gallery_cannot_be_framed_leaks_no_referrer_and_is_not_sniffed(path)
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_rendered_item_carries_its_placeholder_crops_and_displayed_size():
+    from s3thumbs.placeholder import thumbhash_of
+    from tests.support import images as pictures
+
+    placeholder = thumbhash_of(pictures.pattern(120, 80))
+    store = InProcessStatuses()
+    cover = {**thumb("thumbnails/64x64/a.jpg"), "width": 64, "height": 64, "fit": "cover"}
+    store.save(
+        [
+            Record(
+                "photos",
+                "a.jpg",
+                "written",
+                etag="e",
+                size=9,
+                thumbnails=(cover,),
+                thumbhash=placeholder,
+                shown=(1200, 800),
+            ),
+            Record(
+                "photos",
+                "b.jpg",
+                "written",
+                etag="e",
+                size=9,
+                thumbnails=(thumb("thumbnails/128x128/b.jpg"),),
+                thumbhash="%%",
+            ),
+        ]
+    )
+
+    shown = items(store)
+
+    assert shown["a.jpg"]["placeholder"].startswith("data:image/png;base64,")
+    assert shown["a.jpg"]["shown"] == [1200, 800]
+    assert [t["fit"] for t in shown["a.jpg"]["thumbnails"]] == ["cover"]
+    assert shown["b.jpg"]["placeholder"] is None  # a hash that cannot be read: no placeholder, the item still shown
+    assert [t["fit"] for t in shown["b.jpg"]["thumbnails"]] == ["inside"]

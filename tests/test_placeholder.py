@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import random
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Size
-from s3thumbs.placeholder import thumbhash_of
+from s3thumbs.placeholder import data_url, thumbhash_of
 from tests.support import images, thumbhash_reference
 
 
@@ -35,6 +36,23 @@ def test_the_reference_encoder_writes_the_same_bytes():
     ]
 
     assert [thumbhash_of(p) for p in pictures] == thumbhash_reference.encode(pictures)
+
+
+def test_the_gallerys_decoder_draws_what_the_reference_decoder_draws():
+    pictures = [noisy(100, 75, False, 1), noisy(60, 100, False, 2), noisy(100, 100, True, 3), noisy(7, 3, True, 4)]
+    hashes = [thumbhash_of(p) for p in pictures]
+
+    for ours, reference in zip(hashes, thumbhash_reference.decode(hashes), strict=True):
+        url = data_url(ours)
+        assert url is not None and url.startswith("data:image/png;base64,")
+        drawn = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert drawn.size == reference.image.size
+        assert ImageChops.difference(drawn.convert("RGBA"), reference.image).getbbox() is None  # pixel for pixel
+
+
+@pytest.mark.parametrize("broken", ["", "AAAA", "not base64!", "3/cNpKiAeobA"])
+def test_a_hash_that_cannot_be_read_gives_no_placeholder(broken):
+    assert data_url(broken) is None
 
 
 def cutout() -> bytes:

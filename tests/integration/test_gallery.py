@@ -184,6 +184,9 @@ def show_gallery(playwright, chromium: str, profile: Path, address: str, passwor
                 "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])"
             )
         assert page.locator('section.item[data-key="iPhone.HEIC"] .original a').inner_text().startswith("original")
+        # Each thumbnail sits on its source's ThumbHash placeholder until it loads.
+        backgrounds = page.locator(".thumbs img").evaluate_all("imgs => imgs.map(i => i.style.backgroundImage)")
+        assert backgrounds and all(b.startswith('url("data:image/png;base64,') for b in backgrounds), backgrounds
         reason = page.locator('section.item[data-key="broken.jpg"] .reason').inner_text()
         shot = profile.with_suffix(".png")
         page.screenshot(path=str(shot), full_page=True)
