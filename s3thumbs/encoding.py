@@ -8,7 +8,7 @@ import io
 import zlib
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from s3thumbs.keys import Size
 
@@ -55,10 +55,16 @@ def _flatten(im: Image.Image) -> Image.Image:
 
 
 def encode(
-    im: Image.Image, box: Size, fmt: str, quality: int, icc: bytes | None, exif: bytes | None = None
+    im: Image.Image,
+    box: Size,
+    fmt: str,
+    quality: int,
+    icc: bytes | None,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
 ) -> Thumbnail:
-    """One thumbnail in ``fmt``, with ``icc`` and ``exif`` (the kept copyright) embedded if given and
-    nothing else of the source's metadata."""
+    """One thumbnail in ``fmt``, with ``icc``, and ``exif`` and ``xmp`` (the kept copyright), embedded if
+    given, and nothing else of the source's metadata."""
     image = _flatten(im) if fmt == "jpeg" else im
     image.info = {}  # never carry EXIF, XMP, GPS or comments over from the source
     options: dict[str, object] = {}
@@ -66,6 +72,12 @@ def encode(
         options["icc_profile"] = icc
     if exif:
         options["exif"] = exif
+    if xmp and fmt == "png":  # PNG carries XMP in an iTXt chunk
+        chunks = PngImagePlugin.PngInfo()
+        chunks.add_itxt("XML:com.adobe.xmp", xmp.decode())
+        options["pnginfo"] = chunks
+    elif xmp:
+        options["xmp"] = xmp
     if fmt in ("jpeg", "webp"):
         options["quality"] = quality
     elif fmt == "avif":

@@ -202,6 +202,7 @@ def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> Rende
         targets, stored_largest = _targets(header.size, orientation, spec.sizes)
     profile = colours.Profile.of(im)
     exif = copyright.kept_exif(im) if spec.keep_copyright else None
+    xmp = copyright.kept_xmp(im) if spec.keep_copyright else None
     base = colours.normalize(im)
     mode = colours.output_mode(base.mode)
     fmt = output_format(im.format, mode in colours.PREMULTIPLIED, spec.format)
@@ -216,7 +217,7 @@ def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header) -> Rende
         if box.fit == "cover":
             image = crops.crop(image, box, spec.crop)
         finished = profile.apply(image.convert(mode) if image.mode != mode else image)
-        thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded, exif)
+        thumbnails[box] = encode(finished, box, fmt, spec.quality, profile.embedded, exif, xmp)
     shown = (header.size[1], header.size[0]) if orientation in (5, 6, 7, 8) else header.size
     placeholder = thumbhash_of(finished)  # the smallest thumbnail, as displayed
     return Rendering([thumbnails[box] for box in spec.sizes], shown, placeholder)

@@ -73,3 +73,52 @@ def test_the_setting_takes_none_or_copyright():
     assert Settings.from_env({"S3THUMBS_KEEP_METADATA": "copyright"}).keep_metadata == "copyright"
     with pytest.raises(ConfigError, match="S3THUMBS_KEEP_METADATA"):
         Settings.from_env({"S3THUMBS_KEEP_METADATA": "all"})
+
+
+XMP = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:exif="http://ns.adobe.com/exif/1.0/"'
+    ' xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" exif:GPSLatitude="48,51.4N" photoshop:City="Secretville">'
+    '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">© 2026 Ana &amp; Co</rdf:li></rdf:Alt></dc:rights>'
+    "<dc:creator><rdf:Seq><rdf:li>Ana Fotógrafa</rdf:li><rdf:li>Bo</rdf:li></rdf:Seq></dc:creator>"
+    "<exif:GPSLongitude>2,21.05E</exif:GPSLongitude>"
+    "</rdf:Description></rdf:RDF></x:xmpmeta>"
+).encode()
+BOMB = (  # entities within entities: a billion laughs, in small
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><x>&b;</x>'
+)
+
+
+def xmp_of(thumbnail: Image.Image) -> bytes:
+    raw = thumbnail.info.get("xmp") or thumbnail.info.get("XML:com.adobe.xmp") or b""
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
+def test_xmp_rights_and_creators_are_kept_and_nothing_else(fmt):
+    source = images.encode(images.pattern(400, 200), "JPEG", xmp=XMP)
+
+    for thumbnail in thumbnails(source, fmt, keep=True):
+        kept = xmp_of(thumbnail)
+        assert "© 2026 Ana &amp; Co".encode() in kept
+        assert "<rdf:li>Ana Fotógrafa</rdf:li><rdf:li>Bo</rdf:li>".encode() in kept
+        assert b"GPS" not in kept and b"Secretville" not in kept and b"48,51" not in kept
+        rdf = thumbnail.getxmp()["xmpmeta"]["RDF"]["Description"]
+        assert rdf["creator"]["Seq"]["li"] == ["Ana Fotógrafa", "Bo"]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_no_xmp_without_the_setting(fmt):
+    source = images.encode(images.pattern(400, 200), "JPEG", xmp=XMP)
+
+    for thumbnail in thumbnails(source, fmt, keep=False):
+        assert xmp_of(thumbnail) == b""
+
+
+def test_hostile_xmp_is_not_expanded_and_the_picture_still_renders():
+    source = images.encode(images.pattern(400, 200), "JPEG", xmp=BOMB)
+
+    for thumbnail in thumbnails(source, "jpeg", keep=True):
+        assert thumbnail.size[0] > 0
+        assert xmp_of(thumbnail) == b""
