@@ -92,7 +92,10 @@ class Settings:
 
     @property
     def longest_retry_countdown(self) -> int:
-        """The longest a retried task waits, reserved by a worker, before it runs again."""
+        """The longest a retried task waits, reserved by a worker, before it runs again; a completion
+        event's delivery is retried up to MAX_RETRY_COUNTDOWN apart, whatever S3THUMBS_MAX_RETRIES says."""
+        if self.events_url:
+            return MAX_RETRY_COUNTDOWN
         return min(MAX_RETRY_COUNTDOWN, 2 ** (self.max_retries - 1)) if self.max_retries else 0
 
     def gallery_on(self, loopback: bool) -> bool:

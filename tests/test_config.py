@@ -104,6 +104,16 @@ BAD = [
     ({"S3THUMBS_EVENTS_URL": "ftp://app.example/hooks", "S3THUMBS_EVENTS_SECRET": "k"}, "S3THUMBS_EVENTS_URL"),
     ({"S3THUMBS_EVENTS_URL": "https:///no-host", "S3THUMBS_EVENTS_SECRET": "k"}, "S3THUMBS_EVENTS_URL"),
     ({"S3THUMBS_EVENTS_URL": "https://app.example/hooks"}, "S3THUMBS_EVENTS_SECRET"),
+    # Deliveries wait up to 300 s between attempts, reserved by a worker, whatever MAX_RETRIES says.
+    (
+        {
+            "S3THUMBS_EVENTS_URL": "https://a.example/",
+            "S3THUMBS_EVENTS_SECRET": "k",
+            "S3THUMBS_MAX_RETRIES": "0",
+            "S3THUMBS_VISIBILITY_TIMEOUT": "400",
+        },
+        "S3THUMBS_VISIBILITY_TIMEOUT",
+    ),  # fmt: skip
     ({"S3THUMBS_KEEP_METADATA": "gps"}, "S3THUMBS_KEEP_METADATA"),
     ({"S3THUMBS_LOG_FORMAT": "xml"}, "S3THUMBS_LOG_FORMAT"),
     ({"S3THUMBS_ALLOW_OPEN": "maybe"}, "S3THUMBS_ALLOW_OPEN"),
