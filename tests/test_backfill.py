@@ -73,6 +73,7 @@ def test_the_prefix_and_unusual_keys_are_respected(mocked_s3, backfill_plan):
     assert keys == ["in/a b+c ü.jpg", "in/sub/d.webp"]
 
 
+@pytest.mark.slow  # 10 s: thousands of objects through moto
 def test_thousands_of_keys_over_several_pages_enqueue_exactly_what_is_not_current(mocked_s3, backfill_plan):
     keys = [f"photos/{i:05d}.jpg" for i in range(2000)]
     etag = upload(mocked_s3, keys[0])

@@ -244,12 +244,14 @@ def test_what_the_fuzzer_found(body):
     check(PLAIN, body)
 
 
+@pytest.mark.slow  # 10 s of examples
 @settings(FUZZ, max_examples=NEAR_MISSES)
 @given(st.builds(encode, near_misses(), st.booleans()))
 def test_near_miss_notifications_never_get_a_5xx(body):
     check(PLAIN, body)
 
 
+@pytest.mark.slow  # 10 s of examples
 @settings(FUZZ, max_examples=NEAR_MISSES)
 @given(st.builds(encode, near_misses().map(signed), st.booleans()))
 def test_near_miss_signed_sns_never_gets_a_5xx_from_a_verifying_receiver(body):

@@ -34,6 +34,10 @@ from tests.support.servers import free_port
 from tests.support.stores import CephRGW, SeaweedFS
 
 # What each box makes of an upright 3:2 picture (300x200 and larger) and of a 2:3 one (200x300).
+# A private Ceph RGW and SeaweedFS each, started and driven end to end: a minute together, so with the
+# slow tests (CI runs both).
+pytestmark = pytest.mark.slow
+
 LANDSCAPE = {"64x64": (64, 43), "256x256": (256, 171)}
 PORTRAIT = {"64x64": (43, 64), "256x256": (171, 256)}
 AWKWARD_KEYS = (
