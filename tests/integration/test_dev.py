@@ -60,6 +60,17 @@ def dev(
         process.stdout.close()
 
 
+def s3_of(printed: dict[str, str]):
+    """A client of dev's embedded S3, with the endpoint and credentials it printed."""
+    return boto3.client(
+        "s3",
+        endpoint_url=printed["S3 endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id=printed["access key"],
+        aws_secret_access_key=printed["secret key"],
+    )
+
+
 def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
     env = s3thumbs_env()
     env.pop("AWS_ACCESS_KEY_ID")
@@ -70,13 +81,7 @@ def test_dev_runs_the_whole_pipeline_and_ctrl_c_leaves_nothing(tmp_path):
         assert printed["upload"].endswith(
             "aws --endpoint-url " + printed["S3 endpoint"] + " s3 cp photo.jpg s3://uploads/photo.jpg"
         )
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=printed["S3 endpoint"],
-            region_name="us-east-1",
-            aws_access_key_id=printed["access key"],
-            aws_secret_access_key=printed["secret key"],
-        )
+        s3 = s3_of(printed)
         s3.put_object(Bucket="uploads", Key="holiday/beach day.jpg", Body=images.jpeg(1600, 1200))
         for size, dims in {"128x128": (128, 96), "512x512": (512, 384), "1024x1024": (1024, 768)}.items():
             key = f"thumbnails/{size}/holiday/beach day.jpg"
@@ -112,13 +117,7 @@ def test_dev_demo_uploads_every_kind_and_the_gallery_shows_each_outcome(tmp_path
         assert set(statuses.values()) == {"written"}
         assert "<script>" in httpx.get(gallery, timeout=5).text
         # The phone formats as the gallery shows them: upright (sky above the hills), portrait, in colour.
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=printed["S3 endpoint"],
-            region_name="us-east-1",
-            aws_access_key_id=printed["access key"],
-            aws_secret_access_key=printed["secret key"],
-        )
+        s3 = s3_of(printed)
         for key, content_type in (("demo/iPhone portrait.heic", "image/jpeg"), ("demo/portrait.avif", "image/avif")):
             thumbnail = s3.get_object(Bucket="uploads", Key=f"thumbnails/1024x1024/{key}")
             assert thumbnail["ContentType"] == content_type
