@@ -1,7 +1,7 @@
 """Image-step benchmark: speed, quality and memory of ``s3thumbs.imaging.render``.
 
-Compares our render against the tutorial's way and against pyvips' best pipeline (optional),
-on generated, seeded, photo-like inputs. Prints Markdown tables. Run from the repository root:
+Compares our render against the tutorial's way, pyvips' best pipeline and sharp's two ways (both
+optional), on generated, seeded, photo-like inputs. Prints Markdown tables. Run from the repository root:
 
     python bench/images.py [--quick] [--passes N] [--rounds N]
 """
@@ -12,13 +12,15 @@ import argparse
 import io
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from base64 import b64decode
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,8 @@ def inputs(quick: bool) -> list[Input]:
         Input("3MP WebP", "WEBP", 2000, 1500),
         Input("12MP HEIC tiles irot 6", "HEIF", 4032, 3024, orientation=6),
         Input("12MP AVIF", "AVIF", 4000, 3000),
+        # Last, so that the inputs above keep their seeds. 2.66x above the box: DCT scale 1/2, then a 1.33x filter.
+        Input("6MP JPEG", "JPEG", 2725, 2225),
     ]
 
 
@@ -234,6 +238,66 @@ def pyvips_cascade(source: Source) -> list[bytes] | None:
     return [im.webpsave_buffer(Q=QUALITY, keep="none") for im in images]
 
 
+SHARP_DIR = Path(__file__).resolve().parent / "node"  # npm ci --prefix bench/node
+
+
+class Sharp:
+    """sharp (Node.js, libvips) in one process that stays running; it times each rendering itself,
+    in-process like pyvips, so Node's start-up and the pipe do not count."""
+
+    def __init__(self, process: subprocess.Popen[str], versions: dict[str, object]) -> None:
+        self.process = process
+        self.versions = versions
+
+    @classmethod
+    def start(cls) -> Sharp | None:
+        """None when node or bench/node's sharp is missing."""
+        node = shutil.which("node")
+        if node is None or not (SHARP_DIR / "node_modules" / "sharp").is_dir():
+            return None
+        process = subprocess.Popen(
+            [node, "sharp_render.mjs"], cwd=SHARP_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if not first:  # sharp failed to load (its stderr says why)
+            process.wait()
+            return None
+        return cls(process, json.loads(first)["versions"])
+
+    def render(self, method: str, source: Source) -> tuple[float, list[bytes]] | None:
+        """(ms, outputs), or None when sharp's libvips cannot read the source (HEVC: not built in)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {"method": method, "path": str(source.path), "kind": source.spec.kind}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        if "error" in reply:
+            if source.spec.kind == "HEIF" and "HEVC" in reply["error"]:
+                return None
+            raise RuntimeError(f"sharp {method} on {source.spec.name}: {reply['error']}")
+        return reply["ms"], [b64decode(b) for b in reply["outputs"]]
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+@dataclass
+class SharpMethod:
+    """One of sharp's ways as a method; ``own_ms`` is sharp's own timing of the last call."""
+
+    sharp: Sharp
+    way: str  # cascade or each
+    own_ms: float | None = field(default=None)
+
+    def __call__(self, source: Source) -> list[bytes] | None:
+        done = self.sharp.render(self.way, source)
+        self.own_ms = None if done is None else done[0]
+        return None if done is None else done[1]
+
+
 @dataclass(frozen=True)
 class Variant:
     """``render`` itself with some of its knobs turned: shows what each choice costs or saves."""
@@ -271,10 +335,13 @@ def decode_floor(source: Source) -> list[bytes]:
     return []
 
 
-def methods() -> dict[str, Method]:
+def methods(sharp: Sharp | None) -> dict[str, Method]:
     table: dict[str, Method] = {"tutorial": tutorial, "s3thumbs": s3thumbs, "decode": decode_floor}
     if pyvips is not None:
         table["pyvips-cascade"] = pyvips_cascade
+    if sharp is not None:
+        table["sharp-cascade"] = SharpMethod(sharp, "cascade")
+        table["sharp-each"] = SharpMethod(sharp, "each")
     table.update({v.name: v for v in VARIANTS})
     return table
 
@@ -295,6 +362,7 @@ def run_pass(
                 start = time.perf_counter()
                 done = table[name](source)
                 elapsed = (time.perf_counter() - start) * 1000
+                elapsed = getattr(table[name], "own_ms", None) or elapsed  # sharp times itself
                 if round_ and done is not None:
                     samples[source.spec.name][name].append(elapsed)
     return {src: {m: statistics.median(v) for m, v in cells.items() if v} for src, cells in samples.items()}
@@ -359,6 +427,30 @@ def speed_tables(sources: list[Source], passes: list[dict[str, dict[str, float]]
             for v in VARIANTS
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sharp_table(sources: list[Source], passes: list[dict[str, dict[str, float]]], table: dict[str, Method]) -> str:
+    """Ours against sharp's best pipeline (the goal: no slower per core) and against sharp as
+    Firebase's resize extension uses it; bytes of the three thumbnails, from one more call each."""
+    lines = [
+        "| input | s3thumbs ms | sharp-cascade ms | sharp-each ms | s3thumbs/sharp-cascade | goal (≤ 1.00×) "
+        "| s3thumbs/sharp-each | bytes s3thumbs/sharp-cascade |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for source in sources:
+        name = source.spec.name
+        ms = {m: median_over(passes, cell(m), name) for m in ("s3thumbs", "sharp-cascade", "sharp-each")}
+        best = median_over(passes, ratio("s3thumbs", "sharp-cascade"), name)
+        each = median_over(passes, ratio("s3thumbs", "sharp-each"), name)
+        theirs = table["sharp-cascade"](source)
+        size = None if theirs is None else sum(map(len, s3thumbs(source))) / sum(map(len, theirs))
+        goal = None if best is None else best <= 1.0
+        lines.append(
+            f"| {name} | {fmt(ms['s3thumbs'], '.0f')} | {fmt(ms['sharp-cascade'], '.0f')} "
+            f"| {fmt(ms['sharp-each'], '.0f')} | {fmt(best, '.2f', '×')} | {mark(goal)} "
+            f"| {fmt(each, '.2f', '×')} | {fmt(size, '.2f', '×')} |"
+        )
     return "\n".join(lines)
 
 
@@ -433,7 +525,8 @@ def decoded(body: bytes) -> Image.Image:
 
 def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
     """Per box, how many dB below the encoded exact reference each method's encoded output lands."""
-    compared = [m for m in ("s3thumbs", "pyvips-cascade", *(v.name for v in VARIANTS)) if m in table]
+    compared = ["s3thumbs", "pyvips-cascade", "sharp-cascade", "sharp-each", *(v.name for v in VARIANTS)]
+    compared = [m for m in compared if m in table]
     sizes = "/".join(map(str, BOXES))
     lines = [
         f"| input | reference encoded dB ({sizes}) | "
@@ -553,12 +646,16 @@ def memory_table(cases: list[tuple[Source, str, float]]) -> str:
 # --- main -------------------------------------------------------------------------------------
 
 
-def machine() -> str:
+def machine(sharp: Sharp | None) -> str:
     vips = (
         "n/a"
         if pyvips is None
         else f"pyvips {pyvips.__version__}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
     )
+    if sharp is not None:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        v = sharp.versions
+        vips += f"; sharp {v['sharp']} (libvips {v['vips']}, mozjpeg {v.get('mozjpeg')}, Node.js {node})"
     return (
         f"{cpus()}; Pillow {PIL.__version__}, "
         f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}, libwebp {features.version_module('webp')}, "
@@ -588,10 +685,21 @@ def main() -> None:
     passes = args.passes or (1 if args.quick else 3)
     rounds = args.rounds or (2 if args.quick else 4)
 
-    print(f"Machine: {machine()}\n")
+    sharp = Sharp.start()
+    print(f"Machine: {machine(sharp)}\n")
     if pyvips is None:
         print("pyvips is not installed: its columns are n/a (pip install 's3thumbs[bench]').\n")
-    table = methods()
+    if sharp is None:
+        print("sharp is not installed: its columns are n/a (node, then npm ci --prefix bench/node).\n")
+    table = methods(sharp)
+    try:
+        run(args, table, passes, rounds)
+    finally:
+        if sharp is not None:
+            sharp.close()
+
+
+def run(args: argparse.Namespace, table: dict[str, Method], passes: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="s3thumbs-bench-") as tmp:
         started = time.perf_counter()
         chosen = [(i, spec) for i, spec in enumerate(inputs(args.quick)) if not args.only or args.only in spec.name]
@@ -610,6 +718,9 @@ def main() -> None:
             "ratios taken within each pass, then the median over passes.\n"
         )
         print(speed_tables(sources, results) + "\n")
+        if "sharp-cascade" in table:
+            print("Against sharp (one Node.js process, `sharp.concurrency(1)`, `sharp.cache(false)`, timed in it):\n")
+            print(sharp_table(sources, results, table) + "\n")
 
         print("## Where the time goes: `render` under cProfile, own time of Pillow's calls by stage (median of 3)\n")
         print(profile_table(sources) + "\n")
