@@ -61,7 +61,7 @@ from machine import cpus  # noqa: E402  (bench/machine.py)
 
 from s3thumbs import imaging  # noqa: E402
 from s3thumbs.config import Settings  # noqa: E402
-from s3thumbs.storage import Storage, make_client  # noqa: E402
+from s3thumbs.storage import Download, Storage, make_client  # noqa: E402
 from s3thumbs.thumbnailer import Job, make_thumbnails  # noqa: E402
 
 GOAL = 1 / 0.85
@@ -645,14 +645,14 @@ def worker(tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int
 
 
 class TimedStorage(Storage):
-    """Storage that times its S3 calls: the HEADs (those made at once as one), the GET (body included),
-    the PUTs of all sizes."""
+    """Storage that times a task's S3 steps and counts its requests: the GET's headers with the
+    manifest's HEAD (at once, timed as one), the GET's body, the size PUTs (at once), the manifest's
+    PUT, and the HEAD after writing."""
 
     def __init__(self, client: Any, upload_threads: int | None) -> None:
         super().__init__(client, upload_threads)
         self.calls: dict[str, list[float]] = {}
-        self.puts = 0
-        self.heads = 0
+        self.requests: dict[str, int] = {}
         self._batch = False
 
     def _timed(self, name: str, call: Callable[[], Any]) -> Any:
@@ -662,28 +662,45 @@ class TimedStorage(Storage):
         finally:
             self.calls.setdefault(name, []).append((time.perf_counter() - started) * 1000)
 
-    def head(self, bucket: str, key: str) -> Any:
-        self.heads += 1
-        if self._batch:  # timed as a whole by head_all
-            return super().head(bucket, key)
-        return self._timed("HEAD", lambda: super(TimedStorage, self).head(bucket, key))
+    def _count(self, method: str) -> None:
+        self.requests[method] = self.requests.get(method, 0) + 1
 
-    def head_all(self, objects: Any) -> Any:
+    def get(self, bucket: str, key: str) -> Any:
+        self._count("GET")
+        return super().get(bucket, key)
+
+    def head(self, bucket: str, key: str) -> Any:
+        self._count("HEAD")
+        if self._batch:  # timed as a whole by get_and_head
+            return super().head(bucket, key)
+        return self._timed("HEAD after writing", lambda: super(TimedStorage, self).head(bucket, key))
+
+    def get_and_head(self, get: tuple[str, str], head: tuple[str, str]) -> Any:
         self._batch = True
         try:
-            return self._timed("HEAD", lambda: super(TimedStorage, self).head_all(objects))
+            got, headed = self._timed(
+                "GET headers + manifest HEAD", lambda: super(TimedStorage, self).get_and_head(get, head)
+            )
         finally:
             self._batch = False
-
-    def open(self, bucket: str, key: str, etag: str, max_bytes: int) -> Any:
-        return self._timed("GET", lambda: super(TimedStorage, self).open(bucket, key, etag, max_bytes))
+        if isinstance(got, Download):
+            spool = got.spool
+            got.spool = lambda max_bytes: self._timed("GET body", lambda: spool(max_bytes))  # type: ignore[method-assign]
+        return got, headed
 
     def put(self, *args: Any, **kwargs: Any) -> None:
-        self.puts += 1
-        super().put(*args, **kwargs)
+        self._count("PUT")
+        if self._batch:  # timed as a whole by put_all
+            super().put(*args, **kwargs)
+        else:
+            self._timed("manifest PUT", lambda: super(TimedStorage, self).put(*args, **kwargs))
 
     def put_all(self, *args: Any, **kwargs: Any) -> None:
-        self._timed("PUT", lambda: super(TimedStorage, self).put_all(*args, **kwargs))
+        self._batch = True
+        try:
+            self._timed("size PUTs", lambda: super(TimedStorage, self).put_all(*args, **kwargs))
+        finally:
+            self._batch = False
 
 
 def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | None) -> str:
@@ -715,7 +732,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         t3 = time.perf_counter()
         if i == 0:
             storage.calls.clear()
-            storage.puts = storage.heads = 0
+            storage.requests.clear()
             continue
         totals.append(total)
         bare_steps.append(((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000))
@@ -724,18 +741,20 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
     task_total = statistics.median(totals)
     bare = [statistics.median(s[i] for s in bare_steps) for i in range(3)]
     sizes = len(DEFAULTS.sizes)
-    heads = storage.heads / n
+    at_once = "at once" if storage.upload_threads > 1 else "one after another"
+    per_task = ", ".join(f"{count / n:g} {method}" for method, count in sorted(storage.requests.items()))
     lines = [
         f"{n} images, one after the other in this process (no other load from the benchmark); ms per image: "
-        "mean per step, median total.\n",
+        f"mean per step, median total. Requests per task: {per_task}.\n",
         "| step | bare | worker task (`make_thumbnails`) |",
         "|---|---:|---:|",
-        f"| HEAD | – | {io_ms.get('HEAD', 0):.1f} ({heads:g} requests"
-        f"{', the first two at once' if storage.upload_threads > 1 else ''}) |",
-        f"| GET | {bare[0]:.1f} | {io_ms.get('GET', 0):.1f} |",
+        f"| GET (bare: headers and body) / GET headers + manifest HEAD ({at_once}) | {bare[0]:.1f} "
+        f"| {io_ms.get('GET headers + manifest HEAD', 0):.1f} |",
+        f"| GET body | – | {io_ms.get('GET body', 0):.1f} |",
         f"| render + the rest | {bare[1]:.1f} | {task_total - sum(io_ms.values()):.1f} |",
-        f"| PUT ({sizes} sizes) | {bare[2]:.1f} (one after another) | {io_ms.get('PUT', 0):.1f} "
-        f"({storage.puts / n:g} requests, {'at once' if storage.upload_threads > 1 else 'one after another'}) |",
+        f"| PUT ({sizes} sizes) | {bare[2]:.1f} (one after another) | {io_ms.get('size PUTs', 0):.1f} ({at_once}) |",
+        f"| manifest PUT | – | {io_ms.get('manifest PUT', 0):.1f} |",
+        f"| HEAD after writing | – | {io_ms.get('HEAD after writing', 0):.1f} |",
         f"| **total** | **{sum(bare):.1f}** | **{task_total:.1f}** |",
     ]
     return "\n".join(lines)

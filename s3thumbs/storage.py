@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -33,6 +33,7 @@ _CHUNK = 1024 * 1024
 UPLOAD_THREADS = 4
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
+# A failed precondition on the object's version: it changed (the task retries and reads it again).
 _CHANGED = frozenset({"412", "PreconditionFailed"})
 # 4xx codes that pass: everything else in 4xx is a request that can never succeed.
 _TRANSIENT_4XX = frozenset(
@@ -83,6 +84,43 @@ class NewObject:
     metadata: Mapping[str, str]
 
 
+class Download:
+    """A GET whose headers arrived and whose body is not read yet; close it (or spool it) once."""
+
+    def __init__(self, bucket: str, info: ObjectInfo, body: Any) -> None:
+        self.bucket = bucket
+        self.info = info
+        self._body = body
+
+    def spool(self, max_bytes: int) -> IO[bytes]:
+        """The body in a bounded spooled file (the caller closes it); BadImage over ``max_bytes``.
+
+        The size is checked before a byte of the body is read.
+        """
+        with self:
+            if self.info.size > max_bytes:
+                raise BadImage(f"source is {self.info.size:,} bytes, over the limit of {max_bytes:,}")
+            spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
+            try:
+                with _s3_errors(self.bucket, self.info.key):
+                    shutil.copyfileobj(self._body, spooled, _CHUNK)
+                spooled.seek(0)
+            except BaseException:
+                spooled.close()
+                raise
+            return spooled
+
+    def close(self) -> None:
+        """Give up the body (a body left unread costs its connection, not its bytes)."""
+        self._body.close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def error_code(error: ClientError) -> str:
     """The S3 error code of a ClientError (a HEAD's 404 has only the status as code)."""
     return str(error.response.get("Error", {}).get("Code", ""))
@@ -114,32 +152,27 @@ class Storage:
             metadata=response.get("Metadata", {}),
         )
 
-    def open(self, bucket: str, key: str, etag: str, max_bytes: int) -> IO[bytes] | None:
-        """Stream the object's content with this eTag into a bounded spooled file; None if gone.
+    def get(self, bucket: str, key: str) -> Download | None:
+        """Start reading an object: its headers now, its body when ``Download.spool`` asks; None if gone.
 
-        The caller closes the file. Raises SourceChanged if the object no longer has ``etag``.
+        The eTag comes with the content, so what is rendered is exactly the version the eTag names
+        (no HEAD before, no window between them).
         """
         with _s3_errors(bucket, key):
             try:
-                response = self.client.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
+                response = self.client.get_object(Bucket=bucket, Key=key)
             except ClientError as e:
                 if error_code(e) in _MISSING:
                     return None
                 raise
-        body = response["Body"]
-        if response["ContentLength"] > max_bytes:
-            body.close()
-            raise BadImage(f"source is {response['ContentLength']:,} bytes, over the limit of {max_bytes:,}")
-        spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
-        try:
-            shutil.copyfileobj(body, spooled, _CHUNK)
-            spooled.seek(0)
-        except BaseException:
-            spooled.close()
-            raise
-        finally:
-            body.close()
-        return spooled
+        info = ObjectInfo(
+            key=key,
+            etag=response["ETag"].strip('"'),
+            size=response["ContentLength"],
+            content_type=response.get("ContentType"),
+            metadata=response.get("Metadata", {}),
+        )
+        return Download(bucket, info, response["Body"])
 
     def put(
         self,
@@ -178,6 +211,17 @@ class Storage:
         which failures matter.
         """
         return self._at_once([partial(self.head, bucket, key) for bucket, key in objects])
+
+    def get_and_head(
+        self, get: tuple[str, str], head: tuple[str, str]
+    ) -> tuple[Download | None | Exception, ObjectInfo | None | Exception]:
+        """Start the GET of one (bucket, key) and the HEAD of another at once: one round trip.
+
+        Each answer is what ``get`` or ``head`` returns, or the exception it raised.
+        """
+        calls: list[Callable[[], object]] = [partial(self.get, *get), partial(self.head, *head)]
+        got, headed = self._at_once(calls)
+        return cast(Download | None | Exception, got), cast(ObjectInfo | None | Exception, headed)
 
     def _at_once(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
         """Run these calls in the pool (one after another with fewer than 2 threads); each result or exception."""

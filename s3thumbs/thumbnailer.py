@@ -10,7 +10,7 @@ from typing import Any
 from s3thumbs import manifest
 from s3thumbs.budget import MIB
 from s3thumbs.config import Settings
-from s3thumbs.errors import BadImage, Forbidden, SourceChanged
+from s3thumbs.errors import Forbidden, SourceChanged
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Layout
 from s3thumbs.prefixes import SizeRules
@@ -93,8 +93,9 @@ class Outcome:
 def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcome:
     """Write every size of ``bucket/key`` unless current ones already match its eTag and settings.
 
-    The last content wins: the source's eTag is checked again before and after writing, and a
-    source that changed meanwhile raises SourceChanged, so the retry renders the newer content.
+    The last content wins: what is rendered is the content the GET's own eTag names, and the eTag
+    is checked again once everything is written; a source that changed meanwhile raises
+    SourceChanged, so the retry renders the newer content over what was just written.
     """
     where = {"bucket": bucket, "key": key}
     if ignored := _ignored(job, bucket, key):
@@ -103,35 +104,29 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
     if spec is None:
         logger.info("s3://%s/%s: skipped, no thumbnails under its prefix (S3THUMBS_RULES)", bucket, key, extra=where)
         return Outcome(bucket, key, "ignored")
-    # The source and its manifest are looked at at once (one round trip instead of two).
+    # The GET of the source and the HEAD of its manifest go at once: one round trip, and the body
+    # is read only if the manifest does not already describe this eTag.
     out_bucket = job.layout.output_bucket(bucket)
     manifest_key = job.layout.manifest_key(bucket, key)
-    source, found_manifest = storage.head_all([(bucket, key), (out_bucket, manifest_key)])
-    if isinstance(source, Exception):
-        raise source
-    if source is None:
-        logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
-        return Outcome(bucket, key, "gone")
-    if isinstance(found_manifest, Exception):
-        raise found_manifest
-    current = _current_thumbnails(storage, job.layout, spec, bucket, key, source.etag, found_manifest)
-    if current is not None:
-        logger.info(
-            "s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag, extra=where
-        )
-        return Outcome(bucket, key, "current", source.etag, current, source.size)
-
-    if source.size > job.max_bytes:
-        raise BadImage(f"source is {source.size:,} bytes, over the limit of {job.max_bytes:,}")
     started = time.perf_counter()
-    file = storage.open(bucket, key, source.etag, job.max_bytes)
-    if file is None:
+    download, found_manifest = storage.get_and_head((bucket, key), (out_bucket, manifest_key))
+    if isinstance(download, Exception):
+        raise download
+    if download is None:
         logger.info("s3://%s/%s is gone: nothing to render", bucket, key, extra=where)
         return Outcome(bucket, key, "gone")
-    with file:
-        rendering = render(file, spec)
-    if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
-        return gone
+    with download:
+        if isinstance(found_manifest, Exception):
+            raise found_manifest
+        source = download.info
+        current = _current_thumbnails(storage, job.layout, spec, bucket, key, source.etag, found_manifest)
+        if current is not None:
+            logger.info(
+                "s3://%s/%s: skipped, thumbnails already current for eTag %s", bucket, key, source.etag, extra=where
+            )
+            return Outcome(bucket, key, "current", source.etag, current, source.size)
+        with download.spool(job.max_bytes) as file:
+            rendering = render(file, spec)
     made_with = {ETAG_META: source.etag, SETTINGS_META: spec.fingerprint}
     objects = [
         NewObject(
@@ -152,8 +147,9 @@ def make_thumbnails(storage: Storage, job: Job, bucket: str, key: str) -> Outcom
         rendering.thumbnails,
     )  # fmt: skip
     storage.put(out_bucket, manifest_key, manifest.body(facts), manifest.CONTENT_TYPE, made_with)  # last
+    # One check after writing covers the whole time since the GET: a source deleted meanwhile takes
+    # what was written with it; one overwritten meanwhile is rendered again by the retry.
     if (gone := _gone_or_changed(storage, bucket, key, source.etag)) is not None:
-        # The source went away while we wrote.
         storage.delete(out_bucket, [t.key for t in written] + [manifest_key])
         return gone
     elapsed_ms = (time.perf_counter() - started) * 1000

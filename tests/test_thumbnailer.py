@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,36 @@ def s3_calls(mocked_s3):
 
     mocked_s3.meta.events.register("before-call.s3", record)
     return made
+
+
+class CountingBody:
+    """A GET's body that counts the bytes read from it."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.read_bytes = 0
+
+    def read(self, amount: int | None = None) -> bytes:
+        data = self.body.read(amount)
+        self.read_bytes += len(data)
+        return data
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@pytest.fixture
+def bodies(mocked_s3):
+    """Every GetObject body the client handed out, counting what was read of it."""
+    handed: list[CountingBody] = []
+
+    def wrap(parsed: dict[str, Any], **_: Any) -> None:
+        if "Body" in parsed:
+            handed.append(CountingBody(parsed["Body"]))
+            parsed["Body"] = handed[-1]
+
+    mocked_s3.meta.events.register("after-call.s3.GetObject", wrap)
+    return handed
 
 
 def keys_under(s3: Any, prefix: str = "thumbnails/", bucket: str = BUCKET) -> set[str]:
@@ -132,7 +163,7 @@ def test_keys_round_trip_exactly(mocked_s3, mocked_storage, key):
     assert keys_under(mocked_s3) == written_keys(key)
 
 
-def test_a_second_run_finds_current_thumbnails_and_writes_nothing(mocked_s3, mocked_storage, s3_calls):
+def test_a_second_run_finds_current_thumbnails_and_writes_nothing(mocked_s3, mocked_storage, s3_calls, bodies):
     upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     job = make_job()
     first = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
@@ -144,7 +175,7 @@ def test_a_second_run_finds_current_thumbnails_and_writes_nothing(mocked_s3, moc
     assert second.status == "current"
     assert second.source_etag == first.source_etag
     assert second.thumbnails == first.thumbnails
-    assert "GetObject" not in s3_calls
+    assert [body.read_bytes for body in bodies[1:]] == [0]  # its GET's headers only: no download
     assert writes(s3_calls) == []
     assert {k: mocked_s3.head_object(Bucket=BUCKET, Key=k)["LastModified"] for k in keys_under(mocked_s3)} == modified
 
@@ -290,7 +321,7 @@ def test_a_missing_source_is_gone_and_nothing_is_written(mocked_s3, mocked_stora
 
 
 @pytest.mark.parametrize(("slack", "accepted"), [(-1, False), (0, True)])
-def test_the_byte_limit_is_checked_before_downloading(mocked_s3, mocked_storage, s3_calls, slack, accepted):
+def test_the_byte_limit_is_checked_before_downloading(mocked_s3, mocked_storage, s3_calls, bodies, slack, accepted):
     data = images.jpeg(800, 600)
     upload(mocked_s3, BUCKET, "p.jpg", data)
     s3_calls.clear()
@@ -301,7 +332,7 @@ def test_the_byte_limit_is_checked_before_downloading(mocked_s3, mocked_storage,
         return
     with pytest.raises(BadImage, match=f"{len(data):,}|{len(data)}"):
         make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
-    assert "GetObject" not in s3_calls
+    assert [body.read_bytes for body in bodies] == [0]
     assert writes(s3_calls) == []
     assert keys_under(mocked_s3) == set()
 
@@ -338,24 +369,85 @@ def test_pixels_over_the_limit_fail_and_write_nothing(mocked_s3, mocked_storage,
     assert writes(s3_calls) == []
 
 
-def test_a_source_replaced_while_it_is_read_writes_nothing(mocked_s3, mocked_storage, s3_calls):
-    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+def test_a_source_replaced_before_its_get_renders_the_new_content(mocked_s3, mocked_storage):
+    old_etag = upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
     replaced: list[str] = []
 
     def replace_first(**_):
         if not replaced:
-            replaced.append(other.put_object(Bucket=BUCKET, Key="p.jpg", Body=images.jpeg(600, 800))["ETag"])
+            replaced.append(upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
 
     mocked_s3.meta.events.register("before-call.s3.GetObject", replace_first)
+
+    outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+
+    assert replaced != [old_etag]
+    assert (outcome.status, outcome.source_etag) == ("written", replaced[0])
+    for box, thumb in zip(SIZES, outcome.thumbnails, strict=True):
+        assert mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][ETAG_META] == replaced[0]
+        assert decoded(mocked_s3, thumb.key).size == fit(600, 800, Size(*box))
+
+
+def test_a_source_replaced_while_it_is_rendered_is_rendered_again_by_the_retry(mocked_s3, mocked_storage):
+    """The check after writing catches it: SourceChanged (the task retries), and the retry's
+    thumbnails and manifest are the new content's."""
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
+    replaced: list[str] = []
+
+    once = threading.Lock()  # the sizes' PUTs run in threads at once
+
+    def replace_first(**_):
+        with once:
+            if not replaced:
+                replaced.append(upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
+
+    mocked_s3.meta.events.register("before-call.s3.PutObject", replace_first)
+
+    with pytest.raises(SourceChanged, match="changed from eTag"):
+        make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+    retried = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+
+    assert (retried.status, retried.source_etag) == ("written", replaced[0])
+    manifest = json.loads(mocked_s3.get_object(Bucket=BUCKET, Key="thumbnails/manifest/p.jpg.json")["Body"].read())
+    assert manifest["source_etag"] == replaced[0]
+    for box, thumb in zip(SIZES, retried.thumbnails, strict=True):
+        assert mocked_s3.head_object(Bucket=BUCKET, Key=thumb.key)["Metadata"][ETAG_META] == replaced[0]
+        assert decoded(mocked_s3, thumb.key).size == fit(600, 800, Size(*box))
+
+
+def test_a_source_deleted_while_it_is_rendered_leaves_nothing(mocked_s3, mocked_storage):
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
+
+    once = threading.Lock()  # the sizes' PUTs run in threads at once
+    deleted: list[bool] = []
+
+    def delete_source(**_: Any) -> None:
+        with once:
+            if not deleted:
+                deleted.append(bool(other.delete_object(Bucket=BUCKET, Key="p.jpg")))
+
+    mocked_s3.meta.events.register("before-call.s3.PutObject", delete_source)
+
+    outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+
+    assert outcome.status == "gone"
+    assert keys_under(mocked_s3, "") == set()
+
+
+def test_a_new_upload_costs_one_get_two_heads_and_its_puts(mocked_s3, mocked_storage, s3_calls, bodies):
+    """The GET and the manifest's HEAD go at once, then the sizes' PUTs at once, the manifest's
+    PUT, and the HEAD that checks the source did not change meanwhile."""
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     s3_calls.clear()
 
-    with pytest.raises(SourceChanged):
-        make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
+    assert make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg").status == "written"
 
-    assert replaced
-    assert writes(s3_calls) == []
-    assert keys_under(mocked_s3) == set()
+    assert sorted(s3_calls[:2]) == ["GetObject", "HeadObject"]
+    assert s3_calls[2:] == ["PutObject"] * len(SIZES) + ["PutObject", "HeadObject"]
+    assert len(bodies) == 1
 
 
 def test_deleting_a_removed_source_deletes_every_size(mocked_s3, mocked_storage):

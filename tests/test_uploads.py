@@ -127,32 +127,36 @@ def test_head_all_answers_in_order_at_once_with_each_failure_handed_back():
 
 
 @pytest.fixture
-def slow_head_requests(mocked_s3):
-    """Every HEAD through the test client takes 0.2 s; records how many ran at once."""
-    seen = {"running": 0, "most": 0, "keys": []}
+def slow_reads(mocked_s3):
+    """Every GET and HEAD through the test client takes 0.2 s; records how many ran at once."""
+    seen = {"running": 0, "most": 0, "requests": []}
     lock = threading.Lock()
 
-    def before(params: dict[str, Any], **_: Any) -> None:
+    def before(params: dict[str, Any], event_name: str, **_: Any) -> None:
         with lock:
             seen["running"] += 1
             seen["most"] = max(seen["most"], seen["running"])
-            seen["keys"].append(params["Key"])
+            seen["requests"].append((event_name.rsplit(".", 1)[-1], params["Key"]))
         time.sleep(0.2)
         with lock:
             seen["running"] -= 1
 
-    mocked_s3.meta.events.register("before-parameter-build.s3.HeadObject", before)
+    for operation in ("GetObject", "HeadObject"):
+        mocked_s3.meta.events.register(f"before-parameter-build.s3.{operation}", before)
     return seen
 
 
-def test_the_source_and_its_manifest_are_looked_at_at_once(mocked_s3, mocked_storage, slow_head_requests):
+def test_the_source_and_its_manifest_are_looked_at_at_once(mocked_s3, mocked_storage, slow_reads):
     mocked_s3.put_object(Bucket="photos", Key="p.jpg", Body=images.jpeg(300, 200))
 
     outcome = make_thumbnails(mocked_storage, make_job(), "photos", "p.jpg")
 
     assert outcome.status == "written"
-    assert slow_head_requests["most"] == 2
-    assert sorted(slow_head_requests["keys"][:2]) == sorted(["p.jpg", "thumbnails/manifest/p.jpg.json"])
+    assert slow_reads["most"] == 2
+    assert sorted(slow_reads["requests"][:2]) == [
+        ("GetObject", "p.jpg"),
+        ("HeadObject", "thumbnails/manifest/p.jpg.json"),
+    ]
 
 
 def test_a_gone_source_is_gone_even_if_looking_at_its_thumbnail_failed(mocked_s3, mocked_storage):
