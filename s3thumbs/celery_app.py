@@ -67,7 +67,10 @@ def create_app(settings: Settings, *, results: bool = True) -> Celery:
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=settings.soft_time_limit,
         result_expires=24 * 3600,
-        worker_send_task_events=True,
+        # Off: three events per task cost the worker about 0.6 ms of CPU and Redis three publishes
+        # (bench/overhead-results.md) with nobody listening; Flower turns them on itself (its
+        # enable_events, on by default), as does `celery control enable_events`.
+        worker_send_task_events=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
         broker_transport_options=_transport_options(settings, publisher=not results),

@@ -47,14 +47,18 @@ def encode(w: int, h: int, rgba: bytes) -> bytes:
     ly = max(1, _round(l_limit * h / max(w, h)))
     # RGBA to luminance, yellow-blue, red-green and alpha, composited atop the average colour.
     avg_r, avg_g, avg_b = averages
-    lum, yb, rg = [], [], []
-    for red, green, blue, a in zip(reds, greens, blues, alphas, strict=True):
-        r = avg_r * (1 - a) + a / 255 * red
-        g = avg_g * (1 - a) + a / 255 * green
-        b = avg_b * (1 - a) + a / 255 * blue
-        lum.append((r + g + b) / 3)
-        yb.append((r + g) / 2 - b)
-        rg.append(r - g)
+    if has_alpha:
+        rs, gs, bs = [], [], []
+        for red, green, blue, a in zip(reds, greens, blues, alphas, strict=True):
+            rs.append(avg_r * (1 - a) + a / 255 * red)
+            gs.append(avg_g * (1 - a) + a / 255 * green)
+            bs.append(avg_b * (1 - a) + a / 255 * blue)
+    else:  # every a is 1.0, so each value is exactly 1 / 255 × its byte: looked up, not computed
+        level = [1.0 / 255 * byte for byte in range(256)]
+        rs, gs, bs = ([level[byte] for byte in band] for band in (reds, greens, blues))
+    lum = [(r + g + b) / 3 for r, g, b in zip(rs, gs, bs, strict=True)]
+    yb = [(r + g) / 2 - b for r, g, b in zip(rs, gs, bs, strict=True)]
+    rg = [r - g for r, g in zip(rs, gs, strict=True)]
     l_dc, l_ac, l_scale = _channel(lum, w, h, max(3, lx), max(3, ly))
     p_dc, p_ac, p_scale = _channel(yb, w, h, 3, 3)
     q_dc, q_ac, q_scale = _channel(rg, w, h, 3, 3)
