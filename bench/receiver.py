@@ -23,6 +23,8 @@ import importlib.metadata
 import json
 import math
 import os
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -404,6 +406,109 @@ def post_serial(target: Receiver, run: str, count: int) -> tuple[Serial, list[st
     return serial, accepted
 
 
+# --- wrk, optionally (--wrk) -------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local parts = {{[==[{0}]==], [==[{1}]==], [==[{2}]==]}}
+local headers = {{["Authorization"] = "Bearer {token}", ["Content-Type"] = "application/json",
+                 ["User-Agent"] = "MinIO (linux; amd64) minio-go/v7"}}
+local n = 0
+request = function()
+  local key = string.format("bench%%2F{run}%%2F%07d.jpg", n)
+  n = n + 1
+  return wrk.format("POST", "/events", headers, parts[1] .. key .. parts[2] .. key .. parts[3])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {{"requests": %d, "microseconds": %d, "status": %d, "errors": %d, ' ..
+    '"p50": %d, "p90": %d, "p99": %d, "max": %d}}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class WrkRun:
+    """One wrk run: requests answered, refused, and latency (ms) as wrk measured them."""
+
+    connections: int
+    answered: int  # 2xx
+    refused: int  # other statuses, and socket errors
+    rate: float  # 2xx per second
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    wrk_cpu: float  # wrk CPU seconds per wall second
+    receiver_cpu: float  # receiver CPU seconds per wall second
+
+    @property
+    def cpu_per_event(self) -> float:
+        return self.receiver_cpu / self.rate * 1e6 if self.rate else float("nan")
+
+    def row(self) -> str:
+        return (
+            f"{self.rate:,.0f} | {self.p50:.2f} | {self.p90:.2f} | {self.p99:.2f} | {self.max:.2f} "
+            f"| {self.cpu_per_event:.0f} | {self.wrk_cpu:.2f} "
+            f"| {self.answered}{f', {self.refused} refused' if self.refused else ''}"
+        )
+
+
+def run_wrk(target: Receiver, run: str, connections: int, seconds: float) -> WrkRun:
+    """wrk (one thread, ``connections`` keep-alive connections) POSTing a distinct key per request."""
+    template = minio_body("@KEY@").decode().split("@KEY@")
+    script = WRK_SCRIPT.format(*template, token=TOKEN, run=run)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="s3thumbs-bench-") as lua:
+        lua.write(script)
+        lua.flush()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = _cpu_seconds(target.process.pid)
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "-s",
+                lua.name,
+                f"http://127.0.0.1:{target.port}/events",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        receiver_cpu = _cpu_seconds(target.process.pid) - cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((line for line in done.stdout.splitlines() if line.startswith("WRK ")), None)
+    if done.returncode or line is None:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stdout[-1000:]}{done.stderr[-1000:]}")
+    result = json.loads(line[4:])
+    wall = result["microseconds"] / 1e6
+    refused = result["status"] + result["errors"]
+    answered = result["requests"] - result["status"]
+    wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return WrkRun(
+        connections,
+        answered,
+        refused,
+        answered / wall,
+        result["p50"] / 1e3,
+        result["p90"] / 1e3,
+        result["p99"] / 1e3,
+        result["max"] / 1e3,
+        wrk_cpu / wall,
+        receiver_cpu / wall,
+    )
+
+
+def wrk_ceiling(clients: int, seconds: float) -> tuple[WrkRun, WrkRun]:
+    """wrk against a server that answers every request at once: its own ceiling, with ``clients`` and with 1."""
+    with null_target() as target:
+        return run_wrk(target, "ceiling", clients, seconds), run_wrk(target, "ceiling-serial", 1, seconds)
+
+
 # --- the bare loop -----------------------------------------------------------------------------
 
 
@@ -583,6 +688,10 @@ def main() -> None:
     parser.add_argument(
         "--broker", action="append", help=f"broker URL, repeatable (default: {' and '.join(DEFAULT_BROKERS)})"
     )
+    parser.add_argument(
+        "--wrk", action="store_true", help="also measure with wrk (on the PATH), once per broker after the passes"
+    )
+    parser.add_argument("--wrk-seconds", type=float, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--load-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--serial-child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--null-server", type=int, help=argparse.SUPPRESS)
@@ -599,6 +708,8 @@ def main() -> None:
         null_server(args.null_server)
         return
     serial_events = args.serial_events or args.events
+    if args.wrk and shutil.which("wrk") is None:
+        raise SystemExit("--wrk: no wrk on the PATH (Debian and Ubuntu: apt-get install wrk)")
 
     print(f"Machine: {machine()}\n")
     print(
@@ -612,6 +723,11 @@ def main() -> None:
         f"{ceiling.rate:,.0f} requests/s, load generator CPU {ceiling.client_cpu:.2f}; serial sender "
         f"{serial_ceiling.summary()}, CPU {serial_ceiling.client_cpu:.2f}.\n"
     )
+    wrk_rows: list[tuple[str, WrkRun]] = []
+    if args.wrk:
+        wrk_rows += [
+            ("none: a server that answers at once", run) for run in wrk_ceiling(args.clients, args.wrk_seconds)
+        ]
     rows: list[tuple[str, list[Pass]]] = []
     for url in args.broker or DEFAULT_BROKERS:
         broker = Broker(url)
@@ -651,11 +767,33 @@ def main() -> None:
                         f"p50 {one.latency_ratio(0.5):.2f}×, p99 {one.latency_ratio(0.99):.2f}×, events/s "
                         f"{serial.rate / bare.rate:.2f}×; receiver CPU µs per event {serial.cpu_per_event:.0f}"
                     )
+                if args.wrk:
+                    for connections in (args.clients, 1):
+                        run = f"{uuid.uuid4().hex[:8]}-wrk"
+                        result = run_wrk(target, run, connections, args.wrk_seconds)
+                        count, keys = broker.take()
+                        sent = set(keys_for(run, result.answered + result.refused + connections))
+                        if count < result.answered or keys - sent:
+                            raise SystemExit(f"wrk: {result.answered} 2xx, but {count} message(s) on the broker")
+                        print(f"- wrk, {connections} connection(s): {result.answered} 2xx, {count} on the broker")
+                        wrk_rows.append((broker.kind, result))
         finally:
             broker.clean_up()
         print()
         rows.append((broker.kind, passes))
     report(rows, args.clients, ceiling, serial_ceiling)
+    if wrk_rows:
+        print(
+            f"\n## wrk, {args.wrk_seconds:g} s per run, one run per broker after the passes\n\n"
+            "| broker | connections | events/s | p50 ms | p90 ms | p99 ms | max ms | receiver CPU µs per event "
+            "| wrk CPU | 2xx |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )
+        for kind, result in wrk_rows:
+            print(f"| {kind} | {result.connections} | {result.row()} |")
+        print(
+            "\nwrk 4.1 (one thread) POSTs the same MinIO body with a distinct key per request; latency as wrk "
+            "measures it; one connection is a serial sender. wrk CPU: CPU seconds per wall second."
+        )
 
 
 def median(values: Iterable[float]) -> float:
