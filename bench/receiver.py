@@ -8,9 +8,11 @@ POSTs, one record per request, distinct keys, by keep-alive HTTP clients running
 process; (c) the same receiver fed by one serial sender, one connection, each POST sent only once
 the last one was answered (as MinIO's webhook target and Ceph RGW's topic push deliver), each POST
 timed. Every event each side published is then looked for on the broker, by key, and the queue is
-emptied. Prints Markdown. Run from the repository root, with no worker consuming the broker:
+emptied. With ``--wrk``, wrk then feeds the same receiver for a few seconds, with as many
+connections as the clients and with one (the events it got a 2xx for are counted on the broker).
+Prints Markdown. Run from the repository root, with no worker consuming the broker:
 
-    python bench/receiver.py [--events N] [--serial-events N] [--passes 3] [--broker redis://...|amqp://...]
+    python bench/receiver.py [--events N] [--serial-events N] [--passes 3] [--wrk] [--broker redis://...|amqp://...]
 """
 
 from __future__ import annotations
