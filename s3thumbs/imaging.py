@@ -43,7 +43,7 @@ DECODE_ERRORS = (
     Image.DecompressionBombError,
 )
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 # After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
 # after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
 # above its box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
@@ -188,8 +188,7 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     targets, stored_largest = _targets((width, height), orientation, spec.sizes)
     region = None
     if is_jpeg:
-        drafted = im.draft(None, stored_largest)
-        region = drafted[1] if drafted else None
+        region = jpeg.draft(im, stored_largest)
     plan = budget.plan(im, (width, height), whole_image, stored_largest, region, file_size, DECODED_REDUCING_GAP)
     return _Header((width, height), orientation, targets, stored_largest, region, plan)
 

@@ -10,9 +10,12 @@ FF DA, which entropy-coded data never holds (other segments may, an EXIF thumbna
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from typing import IO
+
+from PIL import Image, ImageFile
 
 # Standard encoders write 10 scans for a colour progressive JPEG (libjpeg's default script), a few
 # more when optimised (mozjpeg); anything past this is made to waste a decoder's time.
@@ -24,6 +27,36 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # Where entropy-coded data ends: 0xFF (any fill bytes), then a byte that is no stuffing (0x00),
 # restart marker (0xD0-0xD7) or fill (0xFF).
 _END_OF_DATA = re.compile(rb"\xff+[\x01-\xcf\xd8-\xfe]")
+
+
+def draft(im: Image.Image, target: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """Ask the decoder for the smallest DCT scale whose output still covers ``target``; the region of
+    the drafted image that holds the whole source, or None when it cannot shrink.
+
+    libjpeg-turbo scales by N/8, but Pillow's ``draft`` asks only for 1/2, 1/4 or 1/8. Where 1/2 is
+    Pillow's choice and 3/8 covers the target too (a 4000 px photo into a 1024 box), asking for 1/3
+    gets 3/8 (libjpeg rounds up to the next N/8): a quarter fewer pixels on each side for the resize
+    that follows, which costs about a third less, for 2-3 ms more decoding.
+    """
+    width, height = im.size
+    drafted = im.draft(None, target)
+    if drafted is None:
+        return None
+    three_eighths = (math.ceil(width * 3 / 8), math.ceil(height * 3 / 8))  # libjpeg's own rounding
+    if not isinstance(im, ImageFile.ImageFile) or im.decoderconfig != (2, 0) or len(im.tile) != 1:
+        return drafted[1]
+    tile = im.tile[0]
+    if tile.extents is None or not _covers(three_eighths, target):
+        return drafted[1]
+    left, top = tile.extents[:2]
+    im.tile = [tile._replace(extents=(left, top, left + three_eighths[0], top + three_eighths[1]))]
+    im._size = three_eighths
+    im.decoderconfig = (3, 0)
+    return (0, 0, width * 3 / 8, height * 3 / 8)
+
+
+def _covers(size: tuple[int, int], target: tuple[int, int]) -> bool:
+    return size[0] >= target[0] and size[1] >= target[1]
 
 
 def too_many_scans(source: IO[bytes], limit: int = MAX_SCANS) -> bool:

@@ -22,7 +22,7 @@ from tests.support.rendering import assert_upright, near, quadrant_colours, rend
 # Not a multiple of 8 (nor of 4): every DCT scale ends in part of a pixel.
 WIDTH, HEIGHT = 2054, 1542
 # Box -> the DCT scale the decoder uses for a WIDTH×HEIGHT source.
-DRAFT_SCALES = {(1024, 1024): "1/2", (512, 512): "1/4", (256, 256): "1/8"}
+DRAFT_SCALES = {(1024, 1024): "1/2", (768, 768): "3/8", (512, 512): "1/4", (256, 256): "1/8"}
 
 
 def waves(width: int, height: int, period: float) -> Image.Image:
