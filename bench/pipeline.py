@@ -422,9 +422,14 @@ def clear_thumbnails(s3: Any, bucket: str) -> None:
 
 
 def count_thumbnails(s3: Any, bucket: str) -> int:
+    """Thumbnails under the output prefix, the manifests (one per source) not counted."""
+    manifests = DEFAULTS.output_prefix + "manifest/"
     paginator = s3.get_paginator("list_objects_v2")
     return sum(
-        len(page.get("Contents", [])) for page in paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix)
+        1
+        for page in paginator.paginate(Bucket=bucket, Prefix=DEFAULTS.output_prefix)
+        for item in page.get("Contents", [])
+        if not item["Key"].startswith(manifests)
     )
 
 
