@@ -320,6 +320,7 @@ VARIANTS = (
     Variant("v:lanczos", {"RESAMPLE": Image.Resampling.LANCZOS}),  # the sharper kernel for every resize
     Variant("v:box-cascade", {"CASCADE_REDUCING_GAP": 1.0}),  # 1024 -> 512 by a 2x2 box
     Variant("v:no-box", {"DECODED_REDUCING_GAP": 2.0}),  # the filter does a big PNG's whole factor too
+    Variant("v:no-thumbhash", {"thumbhash_of": lambda image: ""}),  # what the placeholder costs (sharp makes none)
 )
 
 
@@ -565,7 +566,8 @@ def quality_table(sources: list[Source], table: dict[str, Method]) -> str:
 
 ENCODERS: dict[str, tuple[str, dict[str, object]]] = {
     "JPEG q85": ("JPEG", {"quality": QUALITY}),
-    "WebP q85": ("WEBP", {"quality": QUALITY}),
+    "WebP q85 method 2 (ours)": ("WEBP", {"quality": QUALITY, "method": encoding.WEBP_METHOD}),
+    "WebP q85 method 4 (libwebp's default, sharp's effort 4)": ("WEBP", {"quality": QUALITY}),
     "AVIF q60 speed 9 (ours)": ("AVIF", AVIF_OPTIONS),
     "AVIF q60 speed 8": ("AVIF", {**AVIF_OPTIONS, "speed": 8}),
     "AVIF q60 speed 6 (Pillow's default speed)": ("AVIF", {**AVIF_OPTIONS, "speed": 6}),

@@ -19,6 +19,9 @@ AVIF_QUALITY_OFFSET = 25
 # aom's speed 9 encodes a 1024 px thumbnail in about 50 ms, a third of speed 8's time for 20 % more
 # bytes (speed 10 is no faster). One thread: a worker runs one process per core already.
 AVIF_SPEED = 9
+# libwebp's method 2 encodes a 1024 px photo thumbnail in 30 ms against 65 ms for its default 4 (3
+# is no faster), for 3 % more bytes and 0.07 dB less PSNR at quality 85.
+WEBP_METHOD = 2
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,10 @@ def encode(
         options["pnginfo"] = chunks
     elif xmp:
         options["xmp"] = xmp
-    if fmt in ("jpeg", "webp"):
+    if fmt == "jpeg":
         options["quality"] = quality
+    elif fmt == "webp":
+        options.update(quality=quality, method=WEBP_METHOD)
     elif fmt == "avif":
         options.update(quality=max(1, quality - AVIF_QUALITY_OFFSET), speed=AVIF_SPEED, max_threads=1)
     elif fmt == "png":

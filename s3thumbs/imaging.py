@@ -43,7 +43,7 @@ DECODE_ERRORS = (
     Image.DecompressionBombError,
 )
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
-RENDER_VERSION = "3"
+RENDER_VERSION = "4"
 # After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
 # after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
 # above its box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
