@@ -99,7 +99,7 @@ class Profile:
         icc = im.info.get("icc_profile") or None if kept else None
         if icc or "nclx_profile" not in im.info:
             return cls(icc)
-        from s3thumbs import nclx  # numpy comes with the heif extra, as nclx profiles do
+        from s3thumbs import nclx  # only HEIF carries nclx profiles: loaded when one does
 
         return cls(icc, nclx.conversion(im.info))
 
