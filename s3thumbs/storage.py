@@ -144,13 +144,7 @@ class Storage:
                 if error_code(e) in _MISSING:
                     return None
                 raise
-        return ObjectInfo(
-            key=key,
-            etag=response["ETag"].strip('"'),
-            size=response["ContentLength"],
-            content_type=response.get("ContentType"),
-            metadata=response.get("Metadata", {}),
-        )
+        return _info(key, response)
 
     def get(self, bucket: str, key: str) -> Download | None:
         """Start reading an object: its headers now, its body when ``Download.spool`` asks; None if gone.
@@ -165,14 +159,7 @@ class Storage:
                 if error_code(e) in _MISSING:
                     return None
                 raise
-        info = ObjectInfo(
-            key=key,
-            etag=response["ETag"].strip('"'),
-            size=response["ContentLength"],
-            content_type=response.get("ContentType"),
-            metadata=response.get("Metadata", {}),
-        )
-        return Download(bucket, info, response["Body"])
+        return Download(bucket, _info(key, response), response["Body"])
 
     def put(
         self,
@@ -247,6 +234,17 @@ class Storage:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], None, {})
+
+
+def _info(key: str, response: Mapping[str, Any]) -> ObjectInfo:
+    """What a HEAD's or a GET's response headers tell about the object."""
+    return ObjectInfo(
+        key=key,
+        etag=response["ETag"].strip('"'),
+        size=response["ContentLength"],
+        content_type=response.get("ContentType"),
+        metadata=response.get("Metadata", {}),
+    )
 
 
 def _outcome(call: Callable[[], T]) -> T | Exception:
