@@ -29,7 +29,7 @@ T = TypeVar("T")
 # larger ones spill to disk.
 SPOOL_MAX_MEMORY = SOURCE_IN_MEMORY
 _CHUNK = 1024 * 1024
-# Requests made at once by put_all and head_all: one thread each, up to this many.
+# Requests made at once by put_all, head_all and get_and_head: one thread each, up to this many.
 UPLOAD_THREADS = 4
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidBucketName"})
