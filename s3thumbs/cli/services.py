@@ -48,7 +48,8 @@ def check_address(host: str, port: int, settings: Settings) -> None:
             f"refusing to listen on {host} without S3THUMBS_AUTH_TOKEN; "
             "set a token, bind to 127.0.0.1, or set S3THUMBS_ALLOW_OPEN=1"
         )
-    logger.warning("the receiver runs without a token: anyone who reaches %s:%d can publish tasks", host, port)
+    where = f"{host}:{port}" if port else host  # port 0: a free one, chosen when it binds
+    logger.warning("the receiver runs without a token: anyone who reaches %s can publish tasks", where)
 
 
 @click.command(context_settings=CONTEXT)
