@@ -79,14 +79,13 @@ def encode(w: int, h: int, rgba: bytes) -> bytes:
 def _channel(values: npt.NDArray[np.float64], nx: int, ny: int) -> tuple[float, list[float], float]:
     """The DC term, the AC terms normalised to 0..1, and their scale, of one h×w channel's DCT.
 
-    The reference visits (cx, cy) with ``cx * ny < nx * (ny - cy)``, row by row of cy."""
+    The AC terms come in the reference's order (``_ac_cells``)."""
     h, w = values.shape
     along_x = np.cos(np.pi / w * np.outer(np.arange(nx), np.arange(w) + 0.5))  # nx × w
     along_y = np.cos(np.pi / h * np.outer(np.arange(ny), np.arange(h) + 0.5))  # ny × h
     terms = along_y @ values @ along_x.T / (w * h)  # ny × nx: every (cy, cx) the reference may visit
-    cells = [(cx, cy) for cy in range(ny) for cx in range(nx) if cx * ny < nx * (ny - cy)]
     dc = float(terms[0, 0])
-    ac = [float(terms[cy, cx]) for cx, cy in cells if cx or cy]
+    ac = [float(terms[cy, cx]) for cx, cy in _ac_cells(nx, ny)]
     scale = max((abs(f) for f in ac), default=0.0)
     if scale:
         ac = [0.5 + 0.5 / scale * f for f in ac]
@@ -120,8 +119,7 @@ def decode(hash_bytes: bytes) -> Image.Image:
     nibbles = iter(n for byte in hash_bytes[6 if has_alpha else 5 :] for n in (byte & 15, byte >> 4))
 
     def factors(nx: int, ny: int, scale: float) -> list[tuple[int, int, float]]:
-        cells = [(cx, cy) for cy in range(ny) for cx in range(0 if cy else 1, nx) if cx * ny < nx * (ny - cy)]
-        return [(cx, cy, (next(nibbles) / 7.5 - 1) * scale) for cx, cy in cells]
+        return [(cx, cy, (next(nibbles) / 7.5 - 1) * scale) for cx, cy in _ac_cells(nx, ny)]
 
     l_ac = factors(lx, ly, l_scale)
     p_ac, q_ac = factors(3, 3, p_scale * 1.25), factors(3, 3, q_scale * 1.25)  # saturation boosted, as the reference
@@ -141,6 +139,12 @@ def decode(hash_bytes: bytes) -> Image.Image:
             r = (3 * lum - b + q) / 2
             out += bytes(int(max(0.0, 255 * min(1.0, v))) for v in (r, r - q, b, a))
     return Image.frombytes("RGBA", (w, h), bytes(out))
+
+
+def _ac_cells(nx: int, ny: int) -> list[tuple[int, int]]:
+    """The AC terms' (cx, cy), in the order the reference stores them: row by row of cy, while
+    ``cx * ny < nx * (ny - cy)``, without the DC term (0, 0)."""
+    return [(cx, cy) for cy in range(ny) for cx in range(0 if cy else 1, nx) if cx * ny < nx * (ny - cy)]
 
 
 def _round(value: float) -> int:
