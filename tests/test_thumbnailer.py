@@ -3,8 +3,8 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -19,6 +19,7 @@ from tests.support.buckets import upload
 from tests.support.jobs import SIZES, make_job
 
 BUCKET = "photos"
+T = TypeVar("T")
 Box = tuple[int, int]
 ETAG_META = "s3thumbs-source-etag"
 SETTINGS_META = "s3thumbs-settings"
@@ -89,6 +90,21 @@ def decoded(s3: Any, key: str, bucket: str = BUCKET) -> Image.Image:
     im = Image.open(io.BytesIO(body))
     im.load()
     return im
+
+
+def before_first(s3: Any, operation: str, action: Callable[[], T]) -> list[T]:
+    """Run ``action`` once, just before the client's first ``operation`` (the sizes' PUTs run in
+    threads at once, so the first is decided under a lock); its result lands in the list returned."""
+    done: list[T] = []
+    once = threading.Lock()
+
+    def hook(**_: Any) -> None:
+        with once:
+            if not done:
+                done.append(action())
+
+    s3.meta.events.register(f"before-call.s3.{operation}", hook)
+    return done
 
 
 SOURCES = [
@@ -372,13 +388,7 @@ def test_pixels_over_the_limit_fail_and_write_nothing(mocked_s3, mocked_storage,
 def test_a_source_replaced_before_its_get_renders_the_new_content(mocked_s3, mocked_storage):
     old_etag = upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
-    replaced: list[str] = []
-
-    def replace_first(**_):
-        if not replaced:
-            replaced.append(upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
-
-    mocked_s3.meta.events.register("before-call.s3.GetObject", replace_first)
+    replaced = before_first(mocked_s3, "GetObject", lambda: upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
 
     outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
 
@@ -394,16 +404,7 @@ def test_a_source_replaced_while_it_is_rendered_is_rendered_again_by_the_retry(m
     thumbnails and manifest are the new content's."""
     upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
-    replaced: list[str] = []
-
-    once = threading.Lock()  # the sizes' PUTs run in threads at once
-
-    def replace_first(**_):
-        with once:
-            if not replaced:
-                replaced.append(upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
-
-    mocked_s3.meta.events.register("before-call.s3.PutObject", replace_first)
+    replaced = before_first(mocked_s3, "PutObject", lambda: upload(other, BUCKET, "p.jpg", images.jpeg(600, 800)))
 
     with pytest.raises(SourceChanged, match="changed from eTag"):
         make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
@@ -420,19 +421,11 @@ def test_a_source_replaced_while_it_is_rendered_is_rendered_again_by_the_retry(m
 def test_a_source_deleted_while_it_is_rendered_leaves_nothing(mocked_s3, mocked_storage):
     upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
     other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
-
-    once = threading.Lock()  # the sizes' PUTs run in threads at once
-    deleted: list[bool] = []
-
-    def delete_source(**_: Any) -> None:
-        with once:
-            if not deleted:
-                deleted.append(bool(other.delete_object(Bucket=BUCKET, Key="p.jpg")))
-
-    mocked_s3.meta.events.register("before-call.s3.PutObject", delete_source)
+    deleted = before_first(mocked_s3, "PutObject", lambda: other.delete_object(Bucket=BUCKET, Key="p.jpg"))
 
     outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
 
+    assert deleted
     assert outcome.status == "gone"
     assert keys_under(mocked_s3, "") == set()
 
