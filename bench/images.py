@@ -22,6 +22,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL
@@ -31,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps, features
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import cpus  # bench/machine.py, beside this script
 
-from s3thumbs import encoding, formats, imaging
+from s3thumbs import encoding, formats, imaging, resizing
 from s3thumbs.keys import Size
 
 try:
@@ -317,7 +318,15 @@ class Variant:
                 setattr(imaging, name, value)
 
 
+def pillow_resize(
+    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, box: Any = None, reducing_gap: Any = None
+) -> Image.Image:
+    """Every resize on Pillow's filters: ``render`` as installed without the ``fast`` extra."""
+    return im.resize(size, resample, box=box, reducing_gap=reducing_gap)
+
+
 VARIANTS = (
+    Variant("v:pillow-resize", {"resize": pillow_resize}),  # no pyvips: Pillow's filters, no SIMD
     Variant("v:lanczos", {"RESAMPLE": Image.Resampling.LANCZOS}),  # the sharper kernel for every resize
     Variant("v:box-cascade", {"CASCADE_REDUCING_GAP": 1.0}),  # 1024 -> 512 by a 2x2 box
     Variant("v:no-box", {"DECODED_REDUCING_GAP": 2.0}),  # the filter does a big PNG's whole factor too
@@ -438,21 +447,22 @@ def sharp_table(sources: list[Source], passes: list[dict[str, dict[str, float]]]
     Firebase's resize extension uses it; bytes of the three thumbnails, from one more call each."""
     lines = [
         "| input | s3thumbs ms | sharp-cascade ms | sharp-each ms | s3thumbs/sharp-cascade | goal (≤ 1.00×) "
-        "| s3thumbs/sharp-each | bytes s3thumbs/sharp-cascade |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| s3thumbs/sharp-each | Pillow alone (v:pillow-resize)/sharp-cascade | bytes s3thumbs/sharp-cascade |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for source in sources:
         name = source.spec.name
         ms = {m: median_over(passes, cell(m), name) for m in ("s3thumbs", "sharp-cascade", "sharp-each")}
         best = median_over(passes, ratio("s3thumbs", "sharp-cascade"), name)
         each = median_over(passes, ratio("s3thumbs", "sharp-each"), name)
+        alone = median_over(passes, ratio("v:pillow-resize", "sharp-cascade"), name)
         theirs = table["sharp-cascade"](source)
         size = None if theirs is None else sum(map(len, s3thumbs(source))) / sum(map(len, theirs))
         goal = None if best is None else best <= 1.0
         lines.append(
             f"| {name} | {fmt(ms['s3thumbs'], '.0f')} | {fmt(ms['sharp-cascade'], '.0f')} "
             f"| {fmt(ms['sharp-each'], '.0f')} | {fmt(best, '.2f', '×')} | {mark(goal)} "
-            f"| {fmt(each, '.2f', '×')} | {fmt(size, '.2f', '×')} |"
+            f"| {fmt(each, '.2f', '×')} | {fmt(alone, '.2f', '×')} | {fmt(size, '.2f', '×')} |"
         )
     return "\n".join(lines)
 
@@ -468,7 +478,8 @@ STAGES = {
 
 
 def profile_table(sources: list[Source]) -> str:
-    """Where ``render``'s time goes, by stage: cProfile's own time of Pillow's C calls."""
+    """Where ``render``'s time goes, by stage: cProfile's own time of Pillow's C calls. A resize on
+    libvips (``resizing``: Pillow's copy out, libvips' filter, the copy back) is timed whole, unprofiled."""
     import cProfile
     import pstats
 
@@ -476,14 +487,31 @@ def profile_table(sources: list[Source]) -> str:
         "| input | " + " | ".join(f"{stage} ms" for stage in STAGES) + " | the rest ms |",
         "|---|" + "---:|" * (len(STAGES) + 1),
     ]
+    filtered = resizing._filtered
     for source in sources:
         s3thumbs(source)  # warm
         totals: list[dict[str, float]] = []
         for _ in range(3):
             profiler = cProfile.Profile()
-            profiler.runcall(s3thumbs, source)
+            on_libvips: list[float] = []
+
+            def unprofiled(*args: Any, profiler: cProfile.Profile = profiler, times: list[float] = on_libvips) -> Any:
+                profiler.disable()
+                started = time.perf_counter()
+                try:
+                    return filtered(*args)
+                finally:
+                    times.append(time.perf_counter() - started)
+                    profiler.enable()
+
+            resizing._filtered = unprofiled
+            try:
+                profiler.runcall(s3thumbs, source)
+            finally:
+                resizing._filtered = filtered
             stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
             by_stage = dict.fromkeys([*STAGES, "rest"], 0.0)
+            by_stage["resize"] += sum(on_libvips) * 1000
             for (file, _, function), (_, _, own, _, _) in stats.items():
                 where = f"{file} {function}"  # pillow-heif decodes in the C behind its Python load()
                 stage = next((k for k, keys in STAGES.items() if any(key in where for key in keys)), "rest")
@@ -621,6 +649,7 @@ def memory_child(path: str) -> None:
     buffer = io.BytesIO()
     tiny.save(buffer, kind)
     imaging.render(io.BytesIO(buffer.getvalue()), spec)
+    resizing.engine()  # loaded by a pool process when it starts, like the worker's (9 MiB for libvips)
     baseline = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     with open(path, "rb") as source:  # a spooled file that spilled to disk, as in the worker
@@ -667,7 +696,7 @@ def machine(sharp: Sharp | None) -> str:
         f"zlib {features.version_codec('zlib')} (Pillow built for zlib-ng {features.version_feature('zlib_ng')}), "
         f"libavif {features.version_module('avif')}; "
         f"pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}; "
-        f"{vips}; numpy {np.__version__}"
+        f"{vips}; numpy {np.__version__}; s3thumbs resizes with {resizing.engine()}"
     )
 
 

@@ -6,9 +6,10 @@ more than its pixel count suggests. Some decoders hold more for a while: a progr
 multi-scan JPEG keeps every DCT coefficient of the whole image (2 bytes per sample at full
 resolution, whatever the shrink on load), libtiff a whole decoded strip or tile and its compressed
 bytes, the WebP decoder three canvases of its own, libheif and libavif their planes, an interleaved
-copy and the whole file. Then come the copies rendering makes: a mode
-conversion, the premultiplied alpha, the first resize. The estimate is the most that is alive at
-any one moment; ``imaging.render`` refuses an image over its budget before decoding a byte of it.
+copy and the whole file. Then come the copies rendering makes: a mode conversion, the premultiplied
+alpha, the first resize (with libvips, ``resizing``, its packed input and output). The estimate is
+the most that is alive at any one moment; ``imaging.render`` refuses an image over its budget before
+decoding a byte of it.
 ``tests/integration/test_decode_memory.py`` measures real peaks against these estimates.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from s3thumbs import colours
+from s3thumbs.resizing import LIBVIPS_BANDS
 
 # A pointer per row, in Pillow's image storage.
 ROW_POINTER_BYTES = 8
@@ -121,9 +123,13 @@ class DecodePlan:
             across, down = (max(factor, 1) for factor in self.reduce_factors)
             reduced = (math.ceil(size[0] / across), math.ceil(size[1] / down))
             resize = image_bytes(reduced, self.resize_mode) if (across, down) != (1, 1) else 0
-            # A resize runs the horizontal pass into a temporary image, then the vertical one.
-            resize += image_bytes((target_width, reduced[1]), self.resize_mode)
-            resize += image_bytes((target_width, target_height), self.resize_mode)
+            target = image_bytes((target_width, target_height), self.resize_mode)
+            # Pillow's resize runs the horizontal pass into a temporary image, then the vertical one;
+            # on libvips (``resizing``) the input is copied out packed, and the output copied back.
+            horizontal_pass = image_bytes((target_width, reduced[1]), self.resize_mode)
+            if self.resize_mode in LIBVIPS_BANDS:
+                horizontal_pass = max(horizontal_pass, image_bytes(reduced, self.resize_mode) + target)
+            resize += horizontal_pass + target
             peak = max(peak, alive + resize)
         return peak + self.source_bytes + DECODE_OVERHEAD
 

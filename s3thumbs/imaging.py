@@ -27,6 +27,7 @@ from s3thumbs.encoding import Thumbnail, encode, output_format
 from s3thumbs.errors import BadImage
 from s3thumbs.keys import Size
 from s3thumbs.placeholder import thumbhash_of
+from s3thumbs.resizing import resize
 
 # What the decoders raise on hostile or broken input; all of it means "bad image".
 DECODE_ERRORS = (
@@ -258,7 +259,7 @@ def _scaled(
     covering = [im for im in made if im.width >= target[0] and im.height >= target[1]]
     if covering:
         source = min(covering, key=lambda im: im.width * im.height)
-        return source if source.size == target else source.resize(target, RESAMPLE, reducing_gap=CASCADE_REDUCING_GAP)
+        return source if source.size == target else resize(source, target, RESAMPLE, reducing_gap=CASCADE_REDUCING_GAP)
     swapped = orientation in (5, 6, 7, 8)
     stored = (target[1], target[0]) if swapped else target
     if base.size == stored and region in (None, (0, 0, *stored)):
@@ -268,6 +269,6 @@ def _scaled(
         gap = None if base.mode in colours.NO_REDUCE_MODES else DECODED_REDUCING_GAP
         boxed = gap is not None and factor >= 2 * gap  # Pillow reduces by int(factor / gap) first
         resample = NEAR_RESAMPLE if factor < NEAR_FACTOR else AFTER_BOX_RESAMPLE if boxed else RESAMPLE
-        image = base.resize(stored, resample, box=region, reducing_gap=gap)
+        image = resize(base, stored, resample, box=region, reducing_gap=gap)
     image = colours.to_8bit(image)  # a deep image, now small
     return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image

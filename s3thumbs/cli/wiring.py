@@ -14,10 +14,10 @@ from typing import TypeVar
 
 import click
 import httpx
-from celery import Celery
+from celery import Celery, signals
 from starlette.applications import Starlette
 
-from s3thumbs import celery_app, completions, deadletters, tasks
+from s3thumbs import celery_app, completions, deadletters, resizing, tasks
 from s3thumbs.backfill import Plan, reconcile
 from s3thumbs.completions import Completions
 from s3thumbs.config import Settings
@@ -185,5 +185,11 @@ def worker_app(settings: Settings, statuses: Statuses | None = None) -> Celery:
         events = Completions(app)
     Outcomes(names, s3, store, markers, WorkerMetrics(), events).install(app)
     deadletters.install(app, names | {DELIVER_TASK})
+    # Each pool process loads its resizer (libvips: 9 MiB) before the first task, not during it.
+    signals.worker_process_init.connect(_load_resizer, weak=False)
     celery_logs(settings.log_format)
     return app
+
+
+def _load_resizer(**_: object) -> None:
+    logger.info("pool process %d resizes with %s", os.getpid(), resizing.engine())

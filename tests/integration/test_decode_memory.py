@@ -31,6 +31,7 @@ MEASURE = """
 import io, json, sys
 from pathlib import Path
 from s3thumbs.imaging import RenderSpec, decode_memory, render
+from s3thumbs.resizing import engine
 from s3thumbs.keys import Size
 
 def high_water():
@@ -39,6 +40,7 @@ def high_water():
 data = Path(sys.argv[1]).read_bytes()
 spec = RenderSpec((Size(128, 128), Size(512, 512), Size(1024, 1024)), max_decode_bytes=1 << 40)
 estimate = decode_memory(io.BytesIO(data), spec)
+engine()  # a pool process loads its resizer (libvips) when it starts, before any image
 before = high_water()
 render(io.BytesIO(data), spec)
 print(json.dumps({"estimate": estimate, "peak": high_water() - before}))
