@@ -640,9 +640,12 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(path: str) -> None:
-    """In a fresh process: warm up on a tiny image, reset VmHWM, render once, print KiB as JSON."""
+def memory_child(path: str, pillow_only: bool, warm: bool) -> None:
+    """In a fresh process: warm up on a tiny image (``warm``: on the source itself, as a pool process
+    that has rendered like uploads before), reset VmHWM, render once, print KiB as JSON."""
     spec = imaging.RenderSpec(SIZES, quality=QUALITY)
+    if pillow_only:
+        imaging.resize = pillow_resize  # type: ignore[assignment]
     with Image.open(path) as image:
         tiny = Image.new(image.mode, (64, 48))
         kind = image.format or "JPEG"
@@ -650,6 +653,9 @@ def memory_child(path: str) -> None:
     tiny.save(buffer, kind)
     imaging.render(io.BytesIO(buffer.getvalue()), spec)
     resizing.engine()  # loaded by a pool process when it starts, like the worker's (9 MiB for libvips)
+    if warm:
+        with open(path, "rb") as source:
+            imaging.render(source, spec)
     baseline = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     with open(path, "rb") as source:  # a spooled file that spilled to disk, as in the worker
@@ -658,23 +664,42 @@ def memory_child(path: str) -> None:
 
 
 def memory_table(cases: list[tuple[Source, str, float]]) -> str:
+    """Peaks of ``render`` as installed (resizing on libvips where pyvips is) and on Pillow alone, in
+    a fresh process and in one that has rendered the same file once."""
     lines = [
-        "| input | baseline RSS MiB | peak RSS MiB | peak above baseline MiB | goal |",
-        "|---|---:|---:|---:|---|",
+        "| input | baseline RSS MiB | peak RSS MiB | peak above baseline MiB | goal "
+        "| Pillow alone: above baseline MiB | after one render of it, ours / Pillow alone: above baseline MiB |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for source, goal_kind, limit in cases:
-        out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(source.path)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        kib = json.loads(out)
-        base, peak = kib["baseline"] / 1024, kib["peak"] / 1024
+        base, peak = _measured_peak(source, pillow_only=False, warm=False)
+        alone = _above_baseline(source, pillow_only=True, warm=False)
+        warm = [_above_baseline(source, pillow_only, warm=True) for pillow_only in (False, True)]
         value = peak if goal_kind == "total" else peak - base
         goal = f"{mark(value < limit)} ({'total' if goal_kind == 'total' else 'above baseline'} < {limit:.0f} MiB)"
-        lines.append(f"| {source.spec.name} | {base:.1f} | {peak:.1f} | {peak - base:.1f} | {goal} |")
+        lines.append(
+            f"| {source.spec.name} | {base:.1f} | {peak:.1f} | {peak - base:.1f} | {goal} | {alone:.1f} "
+            f"| {warm[0]:.1f} / {warm[1]:.1f} |"
+        )
     return "\n".join(lines)
+
+
+def _above_baseline(source: Source, pillow_only: bool, warm: bool) -> float:
+    base, peak = _measured_peak(source, pillow_only, warm)
+    return peak - base
+
+
+def _measured_peak(source: Source, pillow_only: bool, warm: bool) -> tuple[float, float]:
+    """Baseline and peak RSS, MiB, of a fresh process rendering ``source``."""
+    flags = ["--pillow-only"] * pillow_only + ["--warm"] * warm
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(source.path), *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kib = json.loads(out)
+    return kib["baseline"] / 1024, kib["peak"] / 1024
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -711,11 +736,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="timed rounds per pass (default 4; 2 with --quick)")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--pillow-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", help="only the inputs whose name contains this text, e.g. HEIC")
     args = parser.parse_args()
     formats.register()  # HEIC through pillow-heif, for every method
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.pillow_only, args.warm)
         return
     passes = args.passes or (1 if args.quick else 3)
     rounds = args.rounds or (2 if args.quick else 4)
@@ -767,9 +794,10 @@ def run(args: argparse.Namespace, table: dict[str, Method], passes: int, rounds:
         )
         print(quality_table(sources, table) + "\n")
 
-        photo = next((s for s in sources if s.spec.kind == "JPEG" and s.spec.orientation == 1), sources[0])
-        print(f"## Encoders: the exact thumbnails of {photo.spec.name}, encoded (median of {rounds})\n")
-        print(encoder_table(photo, rounds) + "\n")
+        photo = next((s for s in sources if s.spec.kind == "JPEG" and s.spec.orientation == 1), None)
+        if photo is not None:  # not with an --only that chose none
+            print(f"## Encoders: the exact thumbnails of {photo.spec.name}, encoded (median of {rounds})\n")
+            print(encoder_table(photo, rounds) + "\n")
 
         print("## Memory: peak RSS of a fresh process rendering one original with `render`\n")
         by_name = {s.spec.name: s for s in sources}

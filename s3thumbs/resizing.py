@@ -3,10 +3,10 @@
 Pillow's wheel resizes without SIMD. libvips' ``reduce`` runs the same kernels (Catmull-Rom cubic,
 Lanczos-3) with Highway SIMD: a 1500 px photo into a 1024 box in half Pillow's time, copies in and
 out included. Only the filtering moves; decoding, colour, orientation and encoding stay Pillow's, and
-so does every resize libvips would do differently: 16-bit, float, palette or unpremultiplied alpha,
-a region that does not end on a whole pixel, an image too small to gain. Pillow's box ``reduce()``
-still does the whole factors first, so libvips is handed a few times the thumbnail's pixels, never a
-big PNG's. Without pyvips, or when it cannot load its library, every resize is Pillow's: the same
+so does every resize libvips would do differently (16-bit, float, palette or unpremultiplied alpha,
+a region that does not end on a whole pixel), an image too small to gain, and one whose packed copy
+for libvips would take more memory than Pillow's own resize. Pillow's box ``reduce()`` still does the
+whole factors first, so libvips is handed a few times the thumbnail's pixels, never a big PNG's. Without pyvips, or when it cannot load its library, every resize is Pillow's: the same
 sizes, and pixels within rounding of each other (``tests/test_resizing.py``).
 """
 
@@ -77,16 +77,21 @@ def resize(
             box = (0, 0, box[2] / across, box[3] / down)
     width, height = box[2], box[3]
     # libvips centres its output on the input: with a whole-pixel region that is Pillow's placement
-    # exactly; a fractional one (4000 px reduced by 3) would shift by up to half a pixel, so Pillow.
-    if width != int(width) or height != int(height):
+    # exactly; a fractional one (4000 px reduced by 3) would shift by up to half a pixel. And the
+    # packed copy libvips reads must not outgrow what Pillow's resize allocates (its intermediate,
+    # as wide as the target and as tall as the source, and its output): no higher peak than Pillow's.
+    packed = int(width) * int(height) * LIBVIPS_BANDS[im.mode]
+    if width != int(width) or height != int(height) or packed > 4 * size[0] * (int(height) + size[1]):
         return im.resize(size, resample, box=box)
     return _filtered(vips, im, (int(width), int(height)), size, _KERNELS[resample])
 
 
 def _filtered(vips: Any, im: Image.Image, region: tuple[int, int], size: tuple[int, int], kernel: str) -> Image.Image:
     """The corner ``region`` of ``im`` filtered down to ``size`` by libvips' reduce, as a Pillow image."""
-    pixels = vips.Image.new_from_memory(im.tobytes(), im.width, im.height, LIBVIPS_BANDS[im.mode], "uchar")
+    shrunk = vips.Image.new_from_memory(im.tobytes(), im.width, im.height, LIBVIPS_BANDS[im.mode], "uchar")
     if region != im.size:
-        pixels = pixels.crop(0, 0, *region)  # a view, not a copy
-    shrunk = pixels.reduce(region[0] / size[0], region[1] / size[1], kernel=kernel)
-    return Image.frombuffer(im.mode, size, shrunk.write_to_memory(), "raw", im.mode, 0, 1)
+        shrunk = shrunk.crop(0, 0, *region)  # a view, not a copy
+    shrunk = shrunk.reduce(region[0] / size[0], region[1] / size[1], kernel=kernel)
+    pixels = shrunk.write_to_memory()
+    del shrunk  # and with it the packed copy of the input, before Pillow copies the output
+    return Image.frombuffer(im.mode, size, pixels, "raw", im.mode, 0, 1)
