@@ -6,8 +6,9 @@ out included. Only the filtering moves; decoding, colour, orientation and encodi
 so does every resize libvips would do differently (16-bit, float, palette or unpremultiplied alpha,
 a region that does not end on a whole pixel), an image too small to gain, and one whose packed copy
 for libvips would take more memory than Pillow's own resize. Pillow's box ``reduce()`` still does the
-whole factors first, so libvips is handed a few times the thumbnail's pixels, never a big PNG's. Without pyvips, or when it cannot load its library, every resize is Pillow's: the same
-sizes, and pixels within rounding of each other (``tests/test_resizing.py``).
+whole factors first, so libvips is handed a few times the thumbnail's pixels, never a big PNG's.
+Without pyvips, or when it cannot load its library, every resize is Pillow's: the same sizes, and
+pixels within rounding of each other (``tests/test_resizing.py``).
 """
 
 from __future__ import annotations
