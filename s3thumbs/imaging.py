@@ -3,17 +3,16 @@
 The source is decoded once. Before that, its header must pass the pixel limit, a JPEG its scan
 limit (``jpeg``), and the memory its decode and conversions will need its budget (``budget``).
 JPEGs are shrunk while decoding (``draft``) to the smallest DCT scale that still covers the largest
-real target with a margin for the filter, the EXIF orientation is applied after that shrink (on the
-small image), and smaller sizes are made from larger ones (a cascade). Images with alpha are
-resized premultiplied, converted once each way; deep ones are resized before they are brought to 8
-bits (``colours``). ``bench/images.py`` measures the choices below against libvips, sharp and an
-exact Lanczos reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
+real target, the EXIF orientation is applied after that shrink (on the small image), and smaller
+sizes are made from larger ones (a cascade). Images with alpha are resized premultiplied, converted
+once each way; deep ones are resized before they are brought to 8 bits (``colours``).
+``bench/images.py`` measures the choices below against libvips, sharp and an exact Lanczos
+reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 import warnings
 from collections.abc import Iterator
@@ -46,15 +45,12 @@ DECODE_ERRORS = (
 )
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
 RENDER_VERSION = "6"
-# After the DCT shrink at most a 2.2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
-# after encoding and a third faster. Below NEAR_FACTOR (a photo shrunk on load to just past 1.1x its
-# box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
+# After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
+# after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
+# above its box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
 RESAMPLE = Image.Resampling.BICUBIC
 NEAR_RESAMPLE = Image.Resampling.LANCZOS
 NEAR_FACTOR = 1.25
-# libjpeg's DCT shrink is a coarse filter of its own: left with nearly the whole factor (a 2100 px
-# photo shrunk 1/2 to 1050 px for a 1024 box) it lost 0.57 dB. It leaves the filter at least this.
-MIN_FILTER_FACTOR = 1.1
 # From the decoded image, box ``reduce()`` does whole factors first: a big PNG or WebP has no shrink
 # on load, and a full-size filter costs more than the decode. It leaves the filter at least this
 # factor: a box doing a whole 2x or 3x alone lost 0.89 and 0.75 dB. Between thumbnails the filter
@@ -196,10 +192,8 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     orientation = _orientation(im, loaded=False)
     targets, stored_largest = _targets((width, height), orientation, spec.sizes)
     region = None
-    if is_jpeg:  # shrunk on load, leaving at least MIN_FILTER_FACTOR to the filter
-        region = jpeg.draft(
-            im, (math.ceil(stored_largest[0] * MIN_FILTER_FACTOR), math.ceil(stored_largest[1] * MIN_FILTER_FACTOR))
-        )
+    if is_jpeg:
+        region = jpeg.draft(im, stored_largest)
     plan = budget.plan(im, (width, height), whole_image, stored_largest, region, file_size, DECODED_REDUCING_GAP)
     return _Header((width, height), orientation, targets, stored_largest, region, plan)
 

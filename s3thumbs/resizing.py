@@ -81,7 +81,7 @@ def resize(
     # exactly; a fractional one (4000 px reduced by 3) would shift by up to half a pixel. And the
     # packed copy libvips reads must not outgrow what Pillow's resize allocates (its intermediate,
     # as wide as the target and as tall as the source, and its output): no higher peak than Pillow's.
-    packed = int(width) * int(height) * LIBVIPS_BANDS[im.mode]
+    packed = im.width * im.height * LIBVIPS_BANDS[im.mode]  # the whole image is copied, region or not
     if width != int(width) or height != int(height) or packed > 4 * size[0] * (int(height) + size[1]):
         return im.resize(size, resample, box=box)
     return _filtered(vips, im, (int(width), int(height)), size, _KERNELS[resample])
