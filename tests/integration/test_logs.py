@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 
@@ -59,6 +60,8 @@ def test_decisions_are_structured_log_lines_with_bucket_and_key(moto_server_url,
     assert written["keys"] == [f"thumbnails/{s}/good.jpg" for s in ("128x128", "512x512", "1024x1024")]
     assert find(worked, "failed for good", "bad.jpg")["task_id"]
     assert find(worked, "is gone", "missing.jpg")["task_id"]
+    # Each pool process says what resizes: the tests install the fast extra, so libvips.
+    assert any(re.fullmatch(r"pool process \d+ resizes with libvips 8\.\d+\.\d+", line["message"]) for line in worked)
 
 
 def test_a_key_with_control_characters_never_forges_a_line_in_the_text_logs(moto_server_url, redis_server, tmp_path):
