@@ -3,11 +3,11 @@
 The source is decoded once. Before that, its header must pass the pixel limit, a JPEG its scan
 limit (``jpeg``), and the memory its decode and conversions will need its budget (``budget``).
 JPEGs are shrunk while decoding (``draft``) to the smallest DCT scale that still covers the largest
-real target, the EXIF orientation is applied after that shrink (on the small image), and smaller
-sizes are made from larger ones (a cascade). Images with alpha are resized premultiplied, converted
-once each way; deep ones are resized before they are brought to 8 bits (``colours``).
-``bench/images.py`` measures the choices below against libvips, sharp and an exact Lanczos
-reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
+real target by the margin that scale needs, the EXIF orientation is applied after that shrink (on
+the small image), and smaller sizes are made from larger ones (a cascade). Images with alpha are
+resized premultiplied, converted once each way; deep ones are resized before they are brought to 8
+bits (``colours``). ``bench/images.py`` measures the choices below against libvips, sharp and an
+exact Lanczos reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ DECODE_ERRORS = (
 )
 # A version of the rendering rules: bump it when output pixels change, so thumbnails re-render.
 RENDER_VERSION = "6"
-# After the DCT shrink at most a 2x resize is left, where bicubic is within 0.5 dB PSNR of Lanczos
-# after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
+# After the DCT shrink about a 2x resize at most is left, where bicubic is within 0.5 dB PSNR of
+# Lanczos after encoding and a third faster. Below NEAR_FACTOR (a 50 MP photo shrunk 8x on load lands 6 %
 # above its box) Lanczos costs almost nothing more, and bicubic's softness alone lost 0.55 dB.
 RESAMPLE = Image.Resampling.BICUBIC
 NEAR_RESAMPLE = Image.Resampling.LANCZOS
