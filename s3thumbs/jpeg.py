@@ -48,10 +48,10 @@ def draft(im: Image.Image, target: tuple[int, int]) -> tuple[float, float, float
     width, height = im.size
     scale = _pillows_scale(im.size, target)
     margin = MIN_FILTER_FACTOR.get(scale, 1.0)
-    if min(math.ceil(width / scale) / target[0], math.ceil(height / scale) / target[1]) < margin:
-        drafted = im.draft(None, (math.ceil(target[0] * margin), math.ceil(target[1] * margin)))
-    else:
-        drafted = im.draft(None, target)
+    short = min(math.ceil(width / scale) / target[0], math.ceil(height / scale) / target[1]) < margin
+    # Short of its margin, ask for more so that Pillow picks the next larger scale (3/8 below needs none).
+    asked = (math.ceil(target[0] * margin), math.ceil(target[1] * margin)) if short else target
+    drafted = im.draft(None, asked)
     if drafted is None:
         return None
     three_eighths = (math.ceil(width * 3 / 8), math.ceil(height * 3 / 8))  # libjpeg's own rounding
