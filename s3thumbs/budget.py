@@ -21,8 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from s3thumbs import colours
-from s3thumbs.resizing import LIBVIPS_BANDS
+from s3thumbs import colours, resizing
 
 # A pointer per row, in Pillow's image storage.
 ROW_POINTER_BYTES = 8
@@ -127,7 +126,7 @@ class DecodePlan:
             # Pillow's resize runs the horizontal pass into a temporary image, then the vertical one;
             # on libvips (``resizing``) the input is copied out packed, and the output copied back.
             horizontal_pass = image_bytes((target_width, reduced[1]), self.resize_mode)
-            if self.resize_mode in LIBVIPS_BANDS:
+            if self.resize_mode in resizing.LIBVIPS_BANDS:
                 horizontal_pass = max(horizontal_pass, image_bytes(reduced, self.resize_mode) + target)
             resize += horizontal_pass + target
             peak = max(peak, alive + resize)

@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from s3thumbs import budget
+
 logger = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
@@ -82,7 +84,8 @@ def resize(
     # packed copy libvips reads must not outgrow what Pillow's resize allocates (its intermediate,
     # as wide as the target and as tall as the source, and its output): no higher peak than Pillow's.
     packed = im.width * im.height * LIBVIPS_BANDS[im.mode]  # the whole image is copied, region or not
-    if width != int(width) or height != int(height) or packed > 4 * size[0] * (int(height) + size[1]):
+    pillows = budget.image_bytes((size[0], int(height)), im.mode) + budget.image_bytes(size, im.mode)
+    if width != int(width) or height != int(height) or packed > pillows:
         return im.resize(size, resample, box=box)
     return _filtered(vips, im, (int(width), int(height)), size, _KERNELS[resample])
 
