@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 from base64 import b64decode
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps, features
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import cpus  # bench/machine.py, beside this script
 
-from s3thumbs import encoding, formats, imaging, resizing
+from s3thumbs import encoding, formats, imaging, png, resizing
 from s3thumbs.keys import Size
 
 try:
@@ -318,15 +319,27 @@ class Variant:
                 setattr(imaging, name, value)
 
 
-def pillow_resize(
-    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, box: Any = None, reducing_gap: Any = None
-) -> Image.Image:
-    """Every resize on Pillow's filters: ``render`` as installed without the ``fast`` extra."""
-    return im.resize(size, resample, box=box, reducing_gap=reducing_gap)
+class PillowAlone(Variant):
+    """``render`` as installed without the ``fast`` extra: no libvips resize, no PNG shrink on load."""
+
+    def __call__(self, source: Source) -> list[bytes]:
+        with pillow_alone():
+            return s3thumbs(source)
+
+
+@contextmanager
+def pillow_alone() -> Iterator[None]:
+    """Within it, ``render`` finds no pyvips, as without the ``fast`` extra."""
+    found = resizing.libvips
+    resizing.libvips = lambda: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        resizing.libvips = found  # type: ignore[assignment]
 
 
 VARIANTS = (
-    Variant("v:pillow-resize", {"resize": pillow_resize}),  # no pyvips: Pillow's filters, no SIMD
+    PillowAlone("v:pillow-alone", {}),  # no pyvips: Pillow's decode and filters, no SIMD
     Variant("v:lanczos", {"RESAMPLE": Image.Resampling.LANCZOS}),  # the sharper kernel for every resize
     Variant("v:box-cascade", {"CASCADE_REDUCING_GAP": 1.0}),  # 1024 -> 512 by a 2x2 box
     Variant("v:no-box", {"DECODED_REDUCING_GAP": 2.0}),  # the filter does a big PNG's whole factor too
@@ -447,7 +460,7 @@ def sharp_table(sources: list[Source], passes: list[dict[str, dict[str, float]]]
     Firebase's resize extension uses it; bytes of the three thumbnails, from one more call each."""
     lines = [
         "| input | s3thumbs ms | sharp-cascade ms | sharp-each ms | s3thumbs/sharp-cascade | goal (≤ 1.00×) "
-        "| s3thumbs/sharp-each | Pillow alone (v:pillow-resize)/sharp-cascade | bytes s3thumbs/sharp-cascade |",
+        "| s3thumbs/sharp-each | Pillow alone (v:pillow-alone)/sharp-cascade | bytes s3thumbs/sharp-cascade |",
         "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for source in sources:
@@ -455,7 +468,7 @@ def sharp_table(sources: list[Source], passes: list[dict[str, dict[str, float]]]
         ms = {m: median_over(passes, cell(m), name) for m in ("s3thumbs", "sharp-cascade", "sharp-each")}
         best = median_over(passes, ratio("s3thumbs", "sharp-cascade"), name)
         each = median_over(passes, ratio("s3thumbs", "sharp-each"), name)
-        alone = median_over(passes, ratio("v:pillow-resize", "sharp-cascade"), name)
+        alone = median_over(passes, ratio("v:pillow-alone", "sharp-cascade"), name)
         theirs = table["sharp-cascade"](source)
         size = None if theirs is None else sum(map(len, s3thumbs(source))) / sum(map(len, theirs))
         goal = None if best is None else best <= 1.0
@@ -479,7 +492,8 @@ STAGES = {
 
 def profile_table(sources: list[Source]) -> str:
     """Where ``render``'s time goes, by stage: cProfile's own time of Pillow's C calls. A resize on
-    libvips (``resizing``: Pillow's copy out, libvips' filter, the copy back) is timed whole, unprofiled."""
+    libvips (``resizing``: Pillow's copy out, libvips' filter, the copy back) is timed whole, unprofiled, and
+    so is a PNG's decode and box on libvips (``png``), counted as decode."""
     import cProfile
     import pstats
 
@@ -487,31 +501,36 @@ def profile_table(sources: list[Source]) -> str:
         "| input | " + " | ".join(f"{stage} ms" for stage in STAGES) + " | the rest ms |",
         "|---|" + "---:|" * (len(STAGES) + 1),
     ]
-    filtered = resizing._filtered
+    filtered, shrunk_on_load = resizing._filtered, png.shrink_on_load
     for source in sources:
         s3thumbs(source)  # warm
         totals: list[dict[str, float]] = []
         for _ in range(3):
             profiler = cProfile.Profile()
-            on_libvips: list[float] = []
+            on_libvips: dict[str, list[float]] = {"resize": [], "decode": []}
 
-            def unprofiled(*args: Any, profiler: cProfile.Profile = profiler, times: list[float] = on_libvips) -> Any:
-                profiler.disable()
-                started = time.perf_counter()
-                try:
-                    return filtered(*args)
-                finally:
-                    times.append(time.perf_counter() - started)
-                    profiler.enable()
+            def unprofiled(call: Callable[..., Any], times: list[float], profiler: cProfile.Profile = profiler) -> Any:
+                def timed(*args: Any) -> Any:
+                    profiler.disable()
+                    started = time.perf_counter()
+                    try:
+                        return call(*args)
+                    finally:
+                        times.append(time.perf_counter() - started)
+                        profiler.enable()
 
-            resizing._filtered = unprofiled
+                return timed
+
+            resizing._filtered = unprofiled(filtered, on_libvips["resize"])
+            png.shrink_on_load = unprofiled(shrunk_on_load, on_libvips["decode"])
             try:
                 profiler.runcall(s3thumbs, source)
             finally:
-                resizing._filtered = filtered
+                resizing._filtered, png.shrink_on_load = filtered, shrunk_on_load
             stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
             by_stage = dict.fromkeys([*STAGES, "rest"], 0.0)
-            by_stage["resize"] += sum(on_libvips) * 1000
+            for stage, times in on_libvips.items():
+                by_stage[stage] += sum(times) * 1000
             for (file, _, function), (_, _, own, _, _) in stats.items():
                 where = f"{file} {function}"  # pillow-heif decodes in the C behind its Python load()
                 stage = next((k for k, keys in STAGES.items() if any(key in where for key in keys)), "rest")
@@ -645,7 +664,7 @@ def memory_child(path: str, pillow_only: bool, warm: bool) -> None:
     that has rendered like uploads before), reset VmHWM, render once, print KiB as JSON."""
     spec = imaging.RenderSpec(SIZES, quality=QUALITY)
     if pillow_only:
-        imaging.resize = pillow_resize  # type: ignore[assignment]
+        resizing.libvips = lambda: None  # type: ignore[assignment]
     with Image.open(path) as image:
         tiny = Image.new(image.mode, (64, 48))
         kind = image.format or "JPEG"

@@ -34,7 +34,7 @@ MIN_PIXELS = 500_000
 
 
 @functools.cache
-def _vips() -> Any | None:
+def libvips() -> Any | None:
     """pyvips, set up for one image at a time on one core; None when it is not there."""
     try:
         import pyvips  # optional; loaded in the process that resizes, after any fork
@@ -48,7 +48,7 @@ def _vips() -> Any | None:
 
 def engine() -> str:
     """What filters the resizes, for logs: libvips and its version, or Pillow."""
-    vips = _vips()
+    vips = libvips()
     return f"libvips {vips.version(0)}.{vips.version(1)}.{vips.version(2)}" if vips else "Pillow"
 
 
@@ -60,7 +60,7 @@ def resize(
     reducing_gap: float | None = None,
 ) -> Image.Image:
     """``im.resize(size, resample, box=box, reducing_gap=reducing_gap)``, on libvips where it is faster."""
-    vips = _vips()
+    vips = libvips()
     box = box or (0, 0, *im.size)
     if (
         vips is None

@@ -1,0 +1,225 @@
+"""Big 8-bit PNGs decoded by libvips and box-shrunk on load (the ``fast`` extra): Pillow's box within a
+level, Pillow's thumbnails within rounding, and every PNG it could read differently left to Pillow."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageChops, ImageStat, PngImagePlugin
+
+from s3thumbs import png, resizing
+from s3thumbs.errors import BadImage
+from s3thumbs.imaging import DECODED_REDUCING_GAP, RenderSpec, render
+from s3thumbs.keys import Size
+from tests.support import images
+
+PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+BOXES = (Size(1024, 1024), Size(512, 512), Size(128, 128))
+
+
+def photo(size: tuple[int, int], mode: str) -> Image.Image:
+    """Noise over gradients and edges, in ``mode``; alpha from transparent to opaque where it has one."""
+    noise = Image.effect_noise(size, 60)
+    rgb = Image.merge("RGB", (Image.linear_gradient("L").resize(size), noise, images.pattern(*size, "L")))
+    if mode in PREMULTIPLIED:
+        alpha = Image.radial_gradient("L").resize(size)
+        return Image.merge(mode, (*rgb.convert(mode[:-1]).split(), alpha))
+    return rgb.convert(mode)
+
+
+def png_bytes(im: Image.Image, **options: object) -> bytes:
+    return images.encode(im, "PNG", compress_level=1, **options)
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk) of each chunk of a PNG, in file order."""
+    found, position = [], 8
+    while position < len(data):
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        found.append((data[position + 4 : position + 8], data[position : position + 12 + length]))
+        position += 12 + length
+    return found
+
+
+def moved_after_pixels(data: bytes, kind: bytes) -> bytes:
+    """The PNG with its ``kind`` chunk moved from before the pixel data to just before IEND."""
+    parts = chunks(data)
+    moved = [whole for k, whole in parts if k == kind]
+    assert moved, f"no {kind!r} chunk to move"
+    kept = [whole for k, whole in parts if k not in (kind, b"IEND")]
+    return data[:8] + b"".join(kept + moved + [whole for k, whole in parts if k == b"IEND"])
+
+
+def interlaced_png(im: Image.Image) -> bytes:
+    """``im`` as an Adam7-interlaced PNG (Pillow writes none: libvips does)."""
+    import pyvips
+
+    packed = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, len(im.getbands()), "uchar")
+    return bytes(packed.pngsave_buffer(interlace=True, compression=1))
+
+
+def shrink(data: bytes, stored: tuple[int, int]) -> png.Shrunk | None:
+    source = io.BytesIO(data)
+    with Image.open(source) as im:
+        return png.shrink_on_load(im, source, stored, DECODED_REDUCING_GAP)
+
+
+def premultiplied_psnr(a: bytes, b: bytes) -> float:
+    """PSNR of two thumbnails compared premultiplied: the colour of a nearly transparent pixel hardly shows."""
+    first, second = (Image.open(io.BytesIO(data)) for data in (a, b))
+    mode = PREMULTIPLIED.get(first.mode, first.mode)
+    stat = ImageStat.Stat(ImageChops.difference(first.convert(mode), second.convert(mode)))
+    squared = sum(stat.sum2) / (first.width * first.height * len(stat.sum2))
+    return 10 * math.log10(255**2 / squared) if squared else math.inf
+
+
+def render_without_libvips(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    with monkeypatch.context() as patched:
+        patched.setattr(resizing, "libvips", lambda: None)
+        return [t.body for t in render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails]
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize(
+    ("size", "stored", "factors"),
+    [
+        ((1601, 1199), (410, 307), (3, 3)),  # partial blocks of 2 columns and 2 rows at the edges
+        ((3002, 2000), (770, 513), (2, 2)),  # whole blocks only
+        ((1000, 3005), (256, 770), (3, 3)),
+    ],
+)
+def test_a_big_png_is_box_shrunk_on_load_within_a_level_of_pillows_box(mode, size, stored, factors):
+    im = photo(size, mode)
+
+    shrunk = shrink(png_bytes(im), stored)
+
+    assert shrunk is not None
+    expected = im.convert(PREMULTIPLIED.get(mode, mode)).reduce(factors)
+    assert (shrunk.image.mode, shrunk.image.size) == (expected.mode, expected.size)
+    assert max(ImageChops.difference(shrunk.image, expected).tobytes()) <= 1
+    assert shrunk.region == (0, 0, size[0] / factors[0], size[1] / factors[1])
+
+
+@pytest.mark.parametrize("interlaced", [False, True], ids=["sequential", "interlaced"])
+@pytest.mark.parametrize("mode", ["RGBA", "RGB"])
+def test_a_big_png_renders_as_pillow_alone_renders_it(mode, interlaced, monkeypatch):
+    im = photo((3200, 2400), mode)
+    data = interlaced_png(im) if interlaced else png_bytes(im)
+    assert bool(Image.open(io.BytesIO(data)).info.get("interlace")) == interlaced
+    assert shrink(data, (1024, 768)) is not None  # the libvips path
+
+    fast = render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails
+    alone = render_without_libvips(data, monkeypatch)
+
+    for thumbnail, reference in zip(fast, alone, strict=True):
+        assert Image.open(io.BytesIO(thumbnail.body)).size == Image.open(io.BytesIO(reference)).size
+        assert premultiplied_psnr(thumbnail.body, reference) > 50
+
+
+def test_an_orientation_after_the_pixels_still_turns_the_picture():
+    picture = images.pattern(1600, 1200)  # stored on its side: orientation 6 turns it upright
+    data = moved_after_pixels(png_bytes(picture, exif=images.exif(6)), b"eXIf")
+    assert shrink(data, (768, 1024)) is None  # Pillow finds the orientation only by decoding
+
+    [thumbnail] = render(io.BytesIO(data), RenderSpec((Size(512, 512),))).thumbnails
+
+    assert (thumbnail.width, thumbnail.height) == (384, 512)
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def text_chunk() -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "written after the pixels")
+    return info
+
+
+def big_png(mode: str = "RGB", **options: object) -> bytes:
+    return png_bytes(photo((1600, 1200), mode), **options)
+
+
+def with_crc_broken(data: bytes, kind: bytes) -> bytes:
+    parts = chunks(data)
+    return data[:8] + b"".join(whole[:-4] + bytes(4) if k == kind else whole for k, whole in parts)
+
+
+def sixteen_bit_rgba(width: int = 1600, height: int = 1200) -> bytes:
+    row = b"\x00" + bytes(range(256)) * (width * 8 // 256)
+    return images.raw_png(width, height, 16, 6, zlib.compress(row * height, 1))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(sixteen_bit_rgba(), id="16-bit RGBA (Pillow's mode says RGBA)"),
+        pytest.param(big_png(transparency=(0, 0, 0)), id="RGB with a tRNS colour"),
+        pytest.param(png_bytes(photo((1600, 1200), "RGB").convert("P")), id="palette"),
+        pytest.param(moved_after_pixels(big_png(pnginfo=text_chunk()), b"tEXt"), id="text after pixels"),
+        pytest.param(big_png()[:-12], id="no IEND"),
+        pytest.param(png_bytes(photo((600, 450), "RGBA")), id="too small to gain"),
+    ],
+)
+def test_what_libvips_could_read_differently_is_left_to_pillow(data):
+    assert shrink(data, (512, 384)) is None
+
+
+def test_a_file_larger_than_its_pixels_is_not_read_into_memory():
+    pixels = photo((1000, 1000), "L")  # 1 MB of pixels, behind 2 MB of a private chunk
+    data = png_bytes(pixels)
+    padded = data[:33] + chunk(b"prVt", bytes(2 << 20)) + data[33:]
+
+    assert shrink(padded, (256, 256)) is None
+
+
+def with_pixels_garbled(data: bytes) -> bytes:
+    """The PNG with the middle of its deflated pixels overwritten (the chunk's CRC made right again)."""
+    parts = []
+    for kind, whole in chunks(data):
+        if kind == b"IDAT":
+            body = bytearray(whole[8:-4])
+            body[len(body) // 2 : len(body) // 2 + 64] = bytes(range(64))
+            whole = chunk(kind, bytes(body))
+        parts.append(whole)
+    return data[:8] + b"".join(parts)
+
+
+def with_pixels_cut_short(data: bytes) -> bytes:
+    """The PNG with its pixel data halved, every chunk whole: the file ends as it should."""
+    deflated = b"".join(whole[8:-4] for kind, whole in chunks(data) if kind == b"IDAT")
+    head = b"".join(whole for kind, whole in chunks(data) if kind not in (b"IDAT", b"IEND"))
+    return data[:8] + head + chunk(b"IDAT", deflated[: len(deflated) // 2]) + chunk(b"IEND", b"")
+
+
+def outcome(data: bytes, monkeypatch: pytest.MonkeyPatch | None = None) -> list[bytes] | str:
+    try:
+        if monkeypatch is not None:
+            return render_without_libvips(data, monkeypatch)
+        return [t.body for t in render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails]
+    except BadImage as e:
+        return str(e)
+
+
+@pytest.mark.parametrize(
+    ("data", "renders"),
+    [
+        pytest.param(with_crc_broken(big_png("RGBA"), b"IDAT"), True, id="pixels with a wrong CRC"),
+        pytest.param(with_pixels_garbled(big_png("RGBA")), False, id="pixels that do not inflate"),
+        pytest.param(with_pixels_cut_short(big_png("RGBA")), False, id="pixels cut short"),
+    ],
+)
+def test_a_png_libvips_refuses_is_pillows_to_judge(data, renders, monkeypatch):
+    assert shrink(data, (1024, 768)) is None
+
+    fast, alone = outcome(data), outcome(data, monkeypatch)
+
+    assert isinstance(fast, list) == isinstance(alone, list) == renders, (fast, alone)
+    if isinstance(fast, list) and isinstance(alone, list):
+        assert all(premultiplied_psnr(a, b) > 50 for a, b in zip(fast, alone, strict=True))
+    else:
+        assert fast == alone
