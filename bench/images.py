@@ -493,7 +493,7 @@ STAGES = {
 def profile_table(sources: list[Source]) -> str:
     """Where ``render``'s time goes, by stage: cProfile's own time of Pillow's C calls. A resize on
     libvips (``resizing``: Pillow's copy out, libvips' filter, the copy back) is timed whole, unprofiled, and
-    so is a PNG's decode and box on libvips (``png``), counted as decode."""
+    so is a PNG's decode and first resize on libvips (``png``), counted as decode."""
     import cProfile
     import pstats
 
@@ -501,7 +501,7 @@ def profile_table(sources: list[Source]) -> str:
         "| input | " + " | ".join(f"{stage} ms" for stage in STAGES) + " | the rest ms |",
         "|---|" + "---:|" * (len(STAGES) + 1),
     ]
-    filtered, shrunk_on_load = resizing._filtered, png.shrink_on_load
+    filtered, resized_on_load = resizing._filtered, png.resized_on_load
     for source in sources:
         s3thumbs(source)  # warm
         totals: list[dict[str, float]] = []
@@ -522,11 +522,11 @@ def profile_table(sources: list[Source]) -> str:
                 return timed
 
             resizing._filtered = unprofiled(filtered, on_libvips["resize"])
-            png.shrink_on_load = unprofiled(shrunk_on_load, on_libvips["decode"])
+            png.resized_on_load = unprofiled(resized_on_load, on_libvips["decode"])
             try:
                 profiler.runcall(s3thumbs, source)
             finally:
-                resizing._filtered, png.shrink_on_load = filtered, shrunk_on_load
+                resizing._filtered, png.resized_on_load = filtered, resized_on_load
             stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
             by_stage = dict.fromkeys([*STAGES, "rest"], 0.0)
             for stage, times in on_libvips.items():

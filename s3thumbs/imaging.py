@@ -6,9 +6,10 @@ JPEGs are shrunk while decoding (``draft``) to the smallest DCT scale that still
 real target by the margin that scale needs, the EXIF orientation is applied after that shrink (on
 the small image), and smaller sizes are made from larger ones (a cascade). Images with alpha are
 resized premultiplied, converted once each way; deep ones are resized before they are brought to 8
-bits (``colours``). With pyvips installed, a big 8-bit PNG is decoded, premultiplied and box-reduced
-by libvips in one streaming pass (``png``), never whole at full size. ``bench/images.py`` measures the choices below against libvips, sharp and an
-exact Lanczos reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
+bits (``colours``). With pyvips installed, a big 8-bit PNG is decoded, premultiplied and resized
+to its largest thumbnail by libvips in one streaming pass (``png``), never whole at full size.
+``bench/images.py`` measures the choices below against libvips, sharp and an exact Lanczos
+reference. No boto3, no Celery, no configuration reading, no change to Pillow's globals.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def render(source: IO[bytes], spec: RenderSpec) -> Rendering:
                 f"a {width}x{height} {im.mode} {im.format} needs about {needed / budget.MIB:,.0f} MiB to decode and "
                 f"convert, over S3THUMBS_MAX_DECODE_MIB={spec.max_decode_bytes // budget.MIB}"
             )
-        shrunk = png.shrink_on_load(im, source, header.stored_largest, DECODED_REDUCING_GAP)
-        return _render_checked(im, spec, header, shrunk)
+        resized = png.resized_on_load(im, source, header.stored_largest)
+        return _render_checked(im, spec, header, resized)
 
 
 def decode_memory(source: IO[bytes], spec: RenderSpec) -> int:
@@ -200,29 +201,29 @@ def _read_header(im: Image.Image, spec: RenderSpec, source: IO[bytes], file_size
     return _Header((width, height), orientation, targets, stored_largest, region, plan)
 
 
-def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header, shrunk: png.Shrunk | None) -> Rendering:
+def _render_checked(im: Image.Image, spec: RenderSpec, header: _Header, resized: Image.Image | None) -> Rendering:
+    """Render ``im``, or from ``resized``: its largest thumbnail already made while decoding (``png``)."""
     orientation, targets, stored_largest = header.orientation, header.targets, header.stored_largest
-    if shrunk is None:
+    if resized is None:
         im.load()
         if (found := _orientation(im, loaded=True)) != orientation:  # a PNG's eXIf may follow its pixels
             orientation = found
             targets, stored_largest = _targets(header.size, orientation, spec.sizes)
     profile = colours.Profile.of(im)
-    # Pillow decodes a PNG to look for EXIF after its pixels; a shrunk one has none there.
-    has_exif = shrunk is None or "exif" in im.info
+    # Pillow decodes a PNG to look for EXIF after its pixels; one resized on load has none there.
+    has_exif = resized is None or "exif" in im.info
     exif = copyright.kept_exif(im) if spec.keep_copyright and has_exif else None
     xmp = copyright.kept_xmp(im) if spec.keep_copyright else None
-    base = colours.normalize(im) if shrunk is None else shrunk.image
-    mode = colours.output_mode(base.mode if shrunk is None else im.mode)
+    base = colours.normalize(im) if resized is None else resized
+    mode = colours.output_mode(im.mode if resized is not None else base.mode)
     fmt = output_format(im.format, mode in colours.PREMULTIPLIED, spec.format)
-    if shrunk is None and mode in colours.PREMULTIPLIED and base.size != stored_largest:
+    if resized is None and mode in colours.PREMULTIPLIED and base.size != stored_largest:
         base = base.convert(colours.PREMULTIPLIED[mode])  # an unresized image keeps its exact pixels
-    region = header.region if shrunk is None else shrunk.region
 
     made: list[Image.Image] = []
     thumbnails: dict[Size, Thumbnail] = {}
     for box, target in sorted(targets.items(), key=lambda item: -item[1][0] * item[1][1]):
-        image = _scaled(base, region, shrunk is not None, made, target, orientation)
+        image = _scaled(base, header.region, made, target, orientation)
         made.append(image)  # uncropped: smaller boxes may be made from it
         if box.fit == "cover":
             image = crops.crop(image, box, spec.crop)
@@ -258,13 +259,11 @@ def _orientation(im: Image.Image, loaded: bool) -> int:
 def _scaled(
     base: Image.Image,
     region: tuple[float, float, float, float] | None,
-    boxed_on_load: bool,
     made: list[Image.Image],
     target: tuple[int, int],
     orientation: int,
 ) -> Image.Image:
-    """Resize from the smallest image made so far that still covers target, else from base (whose box
-    ``reduce()`` was done while decoding if ``boxed_on_load``)."""
+    """Resize from the smallest image made so far that still covers target, else from base."""
     covering = [im for im in made if im.width >= target[0] and im.height >= target[1]]
     if covering:
         source = min(covering, key=lambda im: im.width * im.height)
@@ -275,9 +274,9 @@ def _scaled(
         image = base
     else:
         factor = (region[2] if region else base.width) / stored[0]
-        gap = None if base.mode in colours.NO_REDUCE_MODES or boxed_on_load else DECODED_REDUCING_GAP
-        boxed = boxed_on_load or (gap is not None and factor >= 2 * gap)  # Pillow reduces by int(factor / gap) first
-        resample = AFTER_BOX_RESAMPLE if boxed else NEAR_RESAMPLE if factor < NEAR_FACTOR else RESAMPLE
+        gap = None if base.mode in colours.NO_REDUCE_MODES else DECODED_REDUCING_GAP
+        boxed = gap is not None and factor >= 2 * gap  # Pillow reduces by int(factor / gap) first
+        resample = NEAR_RESAMPLE if factor < NEAR_FACTOR else AFTER_BOX_RESAMPLE if boxed else RESAMPLE
         image = resize(base, stored, resample, box=region, reducing_gap=gap)
     image = colours.to_8bit(image)  # a deep image, now small
     return image.transpose(_TRANSPOSE[orientation]) if orientation != 1 else image

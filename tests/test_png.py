@@ -1,5 +1,6 @@
-"""Big 8-bit PNGs decoded by libvips and box-shrunk on load (the ``fast`` extra): Pillow's box within a
-level, Pillow's thumbnails within rounding, and every PNG it could read differently left to Pillow."""
+"""Big 8-bit PNGs decoded and resized by libvips in one pass (the ``fast`` extra): Pillow's Lanczos from
+the whole image within rounding, thumbnails as Pillow alone makes them, and every PNG libvips could
+read differently left to Pillow."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image, ImageChops, ImageStat, PngImagePlugin
 
 from s3thumbs import png, resizing
 from s3thumbs.errors import BadImage
-from s3thumbs.imaging import DECODED_REDUCING_GAP, RenderSpec, render
+from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Size
 from tests.support import images
 
@@ -62,10 +63,10 @@ def interlaced_png(im: Image.Image) -> bytes:
     return bytes(packed.pngsave_buffer(interlace=True, compression=1))
 
 
-def shrink(data: bytes, stored: tuple[int, int]) -> png.Shrunk | None:
+def resized(data: bytes, size: tuple[int, int]) -> Image.Image | None:
     source = io.BytesIO(data)
     with Image.open(source) as im:
-        return png.shrink_on_load(im, source, stored, DECODED_REDUCING_GAP)
+        return png.resized_on_load(im, source, size)
 
 
 def premultiplied_psnr(a: bytes, b: bytes) -> float:
@@ -83,25 +84,34 @@ def render_without_libvips(data: bytes, monkeypatch: pytest.MonkeyPatch) -> list
         return [t.body for t in render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails]
 
 
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    stat = ImageStat.Stat(ImageChops.difference(a, b))
+    squared = sum(stat.sum2) / (a.width * a.height * len(stat.sum2))
+    return 10 * math.log10(255**2 / squared) if squared else math.inf
+
+
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 @pytest.mark.parametrize(
-    ("size", "stored", "factors"),
+    ("size", "target"),
     [
-        ((1601, 1199), (410, 307), (3, 3)),  # partial blocks of 2 columns and 2 rows at the edges
-        ((3002, 2000), (770, 513), (2, 2)),  # whole blocks only
-        ((1000, 3005), (256, 770), (3, 3)),
+        ((1601, 1199), (410, 307)),  # 3.9x, sides not multiples of anything
+        ((3002, 2000), (770, 513)),
+        ((1000, 3005), (256, 770)),
+        ((2000, 1500), (1540, 1155)),  # 1.3x: Pillow alone would filter without a box
+        ((3200, 2400), (256, 192)),  # 12.5x: a box by 6 first, then the filter
     ],
 )
-def test_a_big_png_is_box_shrunk_on_load_within_a_level_of_pillows_box(mode, size, stored, factors):
+def test_a_big_png_is_resized_on_load_as_pillows_lanczos(mode, size, target):
     im = photo(size, mode)
 
-    shrunk = shrink(png_bytes(im), stored)
+    out = resized(png_bytes(im), target)
 
-    assert shrunk is not None
-    expected = im.convert(PREMULTIPLIED.get(mode, mode)).reduce(factors)
-    assert (shrunk.image.mode, shrunk.image.size) == (expected.mode, expected.size)
-    assert max(ImageChops.difference(shrunk.image, expected).tobytes()) <= 1
-    assert shrunk.region == (0, 0, size[0] / factors[0], size[1] / factors[1])
+    assert out is not None
+    premultiplied = im.convert(PREMULTIPLIED.get(mode, mode))
+    expected = premultiplied.resize(target, Image.Resampling.LANCZOS, reducing_gap=png.REDUCING_GAP)
+    assert (out.mode, out.size) == (expected.mode, expected.size)
+    assert psnr(out, expected) > 50
+    assert max(ImageStat.Stat(ImageChops.difference(out, expected)).mean) < 0.5
 
 
 @pytest.mark.parametrize("interlaced", [False, True], ids=["sequential", "interlaced"])
@@ -110,20 +120,23 @@ def test_a_big_png_renders_as_pillow_alone_renders_it(mode, interlaced, monkeypa
     im = photo((3200, 2400), mode)
     data = interlaced_png(im) if interlaced else png_bytes(im)
     assert bool(Image.open(io.BytesIO(data)).info.get("interlace")) == interlaced
-    assert shrink(data, (1024, 768)) is not None  # the libvips path
+    assert resized(data, (1024, 768)) is not None  # the libvips path
 
-    fast = render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails
+    fast = [t.body for t in render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails]
     alone = render_without_libvips(data, monkeypatch)
 
-    for thumbnail, reference in zip(fast, alone, strict=True):
-        assert Image.open(io.BytesIO(thumbnail.body)).size == Image.open(io.BytesIO(reference)).size
-        assert premultiplied_psnr(thumbnail.body, reference) > 50
+    assert [Image.open(io.BytesIO(t)).size for t in fast] == [Image.open(io.BytesIO(t)).size for t in alone]
+    exact = im.convert(PREMULTIPLIED.get(mode, mode)).resize((1024, 768), Image.Resampling.LANCZOS)
+    exact_png = images.encode(exact.convert(mode), "PNG")
+    # Pillow alone box-reduces by 3 before its filter; libvips filters the whole image, as the reference.
+    assert premultiplied_psnr(fast[0], exact_png) > 50
+    assert premultiplied_psnr(fast[0], exact_png) > premultiplied_psnr(alone[0], exact_png)
 
 
 def test_an_orientation_after_the_pixels_still_turns_the_picture():
     picture = images.pattern(1600, 1200)  # stored on its side: orientation 6 turns it upright
     data = moved_after_pixels(png_bytes(picture, exif=images.exif(6)), b"eXIf")
-    assert shrink(data, (768, 1024)) is None  # Pillow finds the orientation only by decoding
+    assert resized(data, (768, 1024)) is None  # Pillow finds the orientation only by decoding
 
     [thumbnail] = render(io.BytesIO(data), RenderSpec((Size(512, 512),))).thumbnails
 
@@ -142,6 +155,17 @@ def text_chunk() -> PngImagePlugin.PngInfo:
 
 def big_png(mode: str = "RGB", **options: object) -> bytes:
     return png_bytes(photo((1600, 1200), mode), **options)
+
+
+def four_bit_grey(width: int = 1600, height: int = 1200) -> bytes:
+    row = b"\x00" + bytes(range(256)) * (width // 2 // 256) + bytes(width // 2 % 256)
+    return images.raw_png(width, height, 4, 0, zlib.compress(row * height, 1))
+
+
+def in_empty_chunks(data: bytes, count: int) -> bytes:
+    """The PNG with ``count`` empty IDAT chunks after its pixel data (valid, and pointless)."""
+    parts = chunks(data)
+    return data[:8] + b"".join(whole for _, whole in parts[:-1]) + chunk(b"IDAT", b"") * count + parts[-1][1]
 
 
 def with_crc_broken(data: bytes, kind: bytes) -> bytes:
@@ -163,10 +187,26 @@ def sixteen_bit_rgba(width: int = 1600, height: int = 1200) -> bytes:
         pytest.param(moved_after_pixels(big_png(pnginfo=text_chunk()), b"tEXt"), id="text after pixels"),
         pytest.param(big_png()[:-12], id="no IEND"),
         pytest.param(png_bytes(photo((600, 450), "RGBA")), id="too small to gain"),
+        pytest.param(four_bit_grey(), id="4 bits a sample"),
     ],
 )
 def test_what_libvips_could_read_differently_is_left_to_pillow(data):
-    assert shrink(data, (512, 384)) is None
+    assert resized(data, (512, 384)) is None
+
+
+def test_a_png_a_few_pixels_across_is_left_to_pillow():
+    data = png_bytes(photo((8, 100_000), "RGB"))
+
+    assert resized(data, (1, 12_500)) is None
+
+
+def test_a_file_in_more_chunks_than_a_writer_makes_is_left_to_pillow(monkeypatch):
+    data = in_empty_chunks(big_png("L"), 200)  # valid: libvips reads it
+    assert resized(data, (512, 384)) is not None
+
+    monkeypatch.setattr(png, "MAX_CHUNKS", 100)
+
+    assert resized(data, (512, 384)) is None
 
 
 def test_a_file_larger_than_its_pixels_is_not_read_into_memory():
@@ -174,7 +214,7 @@ def test_a_file_larger_than_its_pixels_is_not_read_into_memory():
     data = png_bytes(pixels)
     padded = data[:33] + chunk(b"prVt", bytes(2 << 20)) + data[33:]
 
-    assert shrink(padded, (256, 256)) is None
+    assert resized(padded, (256, 256)) is None
 
 
 def with_pixels_garbled(data: bytes) -> bytes:
@@ -214,7 +254,7 @@ def outcome(data: bytes, monkeypatch: pytest.MonkeyPatch | None = None) -> list[
     ],
 )
 def test_a_png_libvips_refuses_is_pillows_to_judge(data, renders, monkeypatch):
-    assert shrink(data, (1024, 768)) is None
+    assert resized(data, (1024, 768)) is None
 
     fast, alone = outcome(data), outcome(data, monkeypatch)
 
