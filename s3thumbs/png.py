@@ -32,9 +32,20 @@ MAX_CHUNKS = 100_000
 # whole took longer than Pillow alone. Below twice the gap (a 12 MP photo into 1024) it filters the
 # whole image: the exact Lanczos, sharper than Pillow alone's box at 1.3.
 REDUCING_GAP = 2.0
-# libvips has a cost per row: on an image a few pixels across it outweighs the pixels (a hostile
-# 1×20,000,000 PNG took 2.8 s, Pillow alone 0.6; 16 px across, the same time as Pillow).
-MIN_SIDE = 16
+# libvips is slower than Pillow on very long, thin images (a 6,000,000×16 PNG: 2.6 s against 0.15).
+MAX_ASPECT = 16
+# Below this factor libvips' Lanczos strays further from Pillow's than rounding (a 1.1× step on noise:
+# a mean 0.6 level apart, a few pixels 40).
+MIN_FACTOR = 1.25
+# libvips inflates the pixel data to its very end, where Pillow stops at the last row: zlib data after
+# the rows costs it about 0.1 s per MB of file (1,000 MB of zeros in 1 MB). Past this size such a file
+# could cost more than Pillow's slowest honest decode at the pixel limit, so it is Pillow's.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+# What Pillow turns into an EXIF orientation besides an eXIf chunk (ImageMagick's text chunk, XMP).
+_OTHER_ORIENTATIONS = ("Raw profile type exif",)
+_XMP_ORIENTATION = "tiff:Orientation"
+# APNG's chunks: with any of them Pillow may read another frame, or another region, as the image.
+_ANIMATION = (b"acTL", b"fcTL", b"fdAT")
 # Pillow's mode of an 8-bit PNG, the mode its thumbnail is made in (alpha premultiplied), and bands.
 _MODES = {"L": ("L", 1), "LA": ("La", 2), "RGB": ("RGB", 3), "RGBA": ("RGBa", 4)}
 
@@ -43,17 +54,18 @@ def resized_on_load(im: Image.Image, source: IO[bytes], size: tuple[int, int]) -
     """``im`` (a lazily opened PNG read from ``source``) resized to ``size`` with Lanczos-3 by libvips,
     premultiplied when it has alpha; None where Pillow is to decode it."""
     vips = resizing.libvips()
-    if vips is None or im.format != "PNG" or im.mode not in ("L", "LA", "RGB", "RGBA") or "transparency" in im.info:
+    if vips is None or not _read_alike(im):
         return None
-    if im.width * im.height < resizing.MIN_PIXELS or min(im.size) < MIN_SIDE:
-        return None  # too small to gain, or too narrow
-    if size[0] > im.width or size[1] > im.height or size == im.size:
-        return None  # not a reduction
+    if im.width * im.height < resizing.MIN_PIXELS or max(im.size) > MAX_ASPECT * min(im.size):
+        return None  # too small to gain, or too thin
+    if min(im.width / size[0], im.height / size[1]) < MIN_FACTOR:
+        return None  # not enough of a reduction
     mode, bands = _MODES[im.mode]
     try:
         # libvips reads the file from memory (a stream read through Python costs a tenth more time): no
         # more than Pillow would allocate for the pixels, which this path never holds whole.
-        if source.seek(0, 2) > budget.image_bytes(im.size, im.mode) or not _pixels_then_end(source):
+        file_size = source.seek(0, 2)
+        if file_size > min(MAX_FILE_BYTES, budget.image_bytes(im.size, im.mode)) or not _pixels_then_end(source):
             return None
         source.seek(0)
         # A libvips source reads the bytes where they are (a buffer would be copied).
@@ -79,8 +91,22 @@ def resized_on_load(im: Image.Image, source: IO[bytes], size: tuple[int, int]) -
     return Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)
 
 
+def _read_alike(im: Image.Image) -> bool:
+    """Whether libvips would read the pixels, and Pillow the orientation, of ``im`` from what its
+    header says: 8-bit modes, no colour key, not interlaced (libvips would hold the whole image), not
+    a frame of an animation, an orientation from nowhere but an eXIf chunk."""
+    if im.format != "PNG" or im.mode not in _MODES or "transparency" in im.info:
+        return False
+    if im.info.get("interlace") or "bbox" in im.info or getattr(im, "n_frames", 1) != 1:
+        return False
+    xmp = im.info.get("XML:com.adobe.xmp", "")
+    xmp_text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+    return _XMP_ORIENTATION not in xmp_text and not any(key in im.info for key in _OTHER_ORIENTATIONS)
+
+
 def _pixels_then_end(source: IO[bytes]) -> bool:
-    """Whether, after the first IDAT chunk, only IDAT chunks come before IEND (lengths read, data skipped)."""
+    """Whether, after the first IDAT chunk, only IDAT chunks come before IEND, and no chunk of an animation
+    anywhere (lengths read, data skipped)."""
     source.seek(0)
     if source.read(len(_SIGNATURE)) != _SIGNATURE:
         return False
@@ -91,6 +117,8 @@ def _pixels_then_end(source: IO[bytes]) -> bool:
         length, kind = struct.unpack(">I4s", head)
         if kind == b"IEND":
             return in_pixels
+        if kind in _ANIMATION:
+            return False
         if kind == b"IDAT":
             in_pixels = True
         elif in_pixels:

@@ -17,6 +17,7 @@ from s3thumbs.errors import BadImage
 from s3thumbs.imaging import RenderSpec, render
 from s3thumbs.keys import Size
 from tests.support import images
+from tests.support.rendering import assert_upright, decoded
 
 PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 BOXES = (Size(1024, 1024), Size(512, 512), Size(128, 128))
@@ -114,12 +115,10 @@ def test_a_big_png_is_resized_on_load_as_pillows_lanczos(mode, size, target):
     assert max(ImageStat.Stat(ImageChops.difference(out, expected)).mean) < 0.5
 
 
-@pytest.mark.parametrize("interlaced", [False, True], ids=["sequential", "interlaced"])
-@pytest.mark.parametrize("mode", ["RGBA", "RGB"])
-def test_a_big_png_renders_as_pillow_alone_renders_it(mode, interlaced, monkeypatch):
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "LA"])
+def test_a_big_png_renders_as_pillow_alone_renders_it(mode, monkeypatch):
     im = photo((3200, 2400), mode)
-    data = interlaced_png(im) if interlaced else png_bytes(im)
-    assert bool(Image.open(io.BytesIO(data)).info.get("interlace")) == interlaced
+    data = png_bytes(im)
     assert resized(data, (1024, 768)) is not None  # the libvips path
 
     fast = [t.body for t in render(io.BytesIO(data), RenderSpec(BOXES)).thumbnails]
@@ -133,14 +132,48 @@ def test_a_big_png_renders_as_pillow_alone_renders_it(mode, interlaced, monkeypa
     assert premultiplied_psnr(fast[0], exact_png) > premultiplied_psnr(alone[0], exact_png)
 
 
-def test_an_orientation_after_the_pixels_still_turns_the_picture():
-    picture = images.pattern(1600, 1200)  # stored on its side: orientation 6 turns it upright
-    data = moved_after_pixels(png_bytes(picture, exif=images.exif(6)), b"eXIf")
-    assert resized(data, (768, 1024)) is None  # Pillow finds the orientation only by decoding
+XMP_TURNED = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def turned(where: str) -> bytes:
+    """A 1600×1200 picture stored on its side, orientation 6 written ``where``."""
+    picture = images.stored(images.pattern(1200, 1600), 6)
+    if where == "eXIf chunk":
+        return png_bytes(picture, exif=images.exif(6))
+    if where == "eXIf chunk after the pixels":
+        return moved_after_pixels(png_bytes(picture, exif=images.exif(6)), b"eXIf")
+    info = PngImagePlugin.PngInfo()
+    if where == "ImageMagick's text chunk":
+        exif = images.exif(6).tobytes()
+        info.add_text("Raw profile type exif", f"\nexif\n{len(exif):8d}\n{exif.hex()}\n")
+    else:
+        info.add_itxt(
+            "XML:com.adobe.xmp",
+            XMP_TURNED,
+        )
+    return png_bytes(picture, pnginfo=info)
+
+
+@pytest.mark.parametrize(
+    ("where", "on_libvips"),
+    [
+        ("eXIf chunk", True),
+        ("eXIf chunk after the pixels", False),  # Pillow finds it only by decoding
+        ("ImageMagick's text chunk", False),  # Pillow reads these itself, libvips would not
+        ("XMP", False),
+    ],
+)
+def test_an_orientation_turns_the_picture_wherever_pillow_finds_it(where, on_libvips):
+    data = turned(where)
+    assert (resized(data, (512, 384)) is not None) == on_libvips
 
     [thumbnail] = render(io.BytesIO(data), RenderSpec((Size(512, 512),))).thumbnails
 
     assert (thumbnail.width, thumbnail.height) == (384, 512)
+    assert_upright(decoded(thumbnail))
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -155,6 +188,18 @@ def text_chunk() -> PngImagePlugin.PngInfo:
 
 def big_png(mode: str = "RGB", **options: object) -> bytes:
     return png_bytes(photo((1600, 1200), mode), **options)
+
+
+def animated_png() -> bytes:
+    frames = [photo((1600, 1200), "RGB"), images.pattern(1600, 1200)]
+    return images.encode(frames[0], "PNG", save_all=True, append_images=frames[1:], compress_level=1)
+
+
+def with_frame_control(data: bytes) -> bytes:
+    """The PNG with an APNG frame-control chunk before its pixels: Pillow reads them as a smaller frame."""
+    control = struct.pack(">IIIIIHHBB", 0, 800, 600, 100, 100, 1, 10, 0, 0)
+    parts = chunks(data)
+    return data[:8] + parts[0][1] + chunk(b"fcTL", control) + b"".join(whole for _, whole in parts[1:])
 
 
 def four_bit_grey(width: int = 1600, height: int = 1200) -> bytes:
@@ -188,16 +233,34 @@ def sixteen_bit_rgba(width: int = 1600, height: int = 1200) -> bytes:
         pytest.param(big_png()[:-12], id="no IEND"),
         pytest.param(png_bytes(photo((600, 450), "RGBA")), id="too small to gain"),
         pytest.param(four_bit_grey(), id="4 bits a sample"),
+        pytest.param(interlaced_png(photo((1600, 1200), "RGB")), id="interlaced (libvips holds it whole)"),
+        pytest.param(animated_png(), id="animated"),
+        pytest.param(with_frame_control(big_png()), id="a frame's region without an animation"),
     ],
 )
 def test_what_libvips_could_read_differently_is_left_to_pillow(data):
     assert resized(data, (512, 384)) is None
 
 
-def test_a_png_a_few_pixels_across_is_left_to_pillow():
-    data = png_bytes(photo((8, 100_000), "RGB"))
+def test_a_png_twenty_times_wider_than_tall_is_left_to_pillow():
+    assert resized(png_bytes(photo((4000, 200), "RGB")), (1024, 51)) is None
+    assert resized(png_bytes(photo((4000, 400), "RGB")), (1024, 102)) is not None  # ten times
 
-    assert resized(data, (1, 12_500)) is None
+
+def test_a_reduction_under_a_quarter_is_pillows():
+    data = big_png()
+
+    assert resized(data, (1200, 900)) is not None
+    assert resized(data, (1400, 1050)) is None
+
+
+def test_a_file_over_the_size_libvips_may_inflate_is_left_to_pillow(monkeypatch):
+    data = big_png()
+    assert resized(data, (512, 384)) is not None
+
+    monkeypatch.setattr(png, "MAX_FILE_BYTES", len(data) - 1)
+
+    assert resized(data, (512, 384)) is None
 
 
 def test_a_file_in_more_chunks_than_a_writer_makes_is_left_to_pillow(monkeypatch):

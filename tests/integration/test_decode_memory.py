@@ -55,6 +55,15 @@ def _encoded(mode: str, size: tuple[int, int], fmt: str, **options: object) -> C
     return make
 
 
+def _interlaced_png(mode: str, size: tuple[int, int]) -> bytes:
+    """An Adam7-interlaced PNG (Pillow writes none; libvips does)."""
+    import pyvips
+
+    im = Image.linear_gradient("L").resize(size).convert(mode)
+    packed = pyvips.Image.new_from_memory(im.tobytes(), *size, len(mode), "uchar")
+    return bytes(packed.pngsave_buffer(interlace=True, compression=1))
+
+
 INPUTS: dict[str, Callable[[], bytes]] = {
     "tall 1x20M png": lambda: hostile.tall_png(20_000_000),
     "tall 16-bit png": lambda: hostile.tall_png(10_000_000, bit_depth=16),
@@ -123,7 +132,9 @@ REFUSED = {
 }
 RENDERED = {
     "deep16.tif": lambda: hostile.deep_tiff("I;16", (8000, 8000)),  # 128 MB, resized while still 16-bit
-    "cutout.png": _encoded("RGBA", (5000, 4000), "PNG"),  # decoded and premultiplied: 2 × 80 MB
+    # Decoded and premultiplied by Pillow: 2 × 80 MB. Interlaced, so Pillow decodes it: libvips takes
+    # other big PNGs, and never holds them whole.
+    "cutout.png": lambda: _interlaced_png("RGBA", (5000, 4000)),
     "profile.png": lambda: hostile.with_profile(hostile.swapped_profile(1 << 19)),
 }
 
