@@ -38,8 +38,8 @@ MAX_ASPECT = 16
 # a mean 0.6 level apart, a few pixels 40).
 MIN_FACTOR = 1.25
 # libvips inflates the pixel data to its very end, where Pillow stops at the last row: zlib data after
-# the rows costs it about 0.1 s per MB of file (1,000 MB of zeros in 1 MB). Past this size such a file
-# could cost more than Pillow's slowest honest decode at the pixel limit, so it is Pillow's.
+# the rows costs it about 0.1 s per MB of file (1,000 MB of zeros in 1 MB). Capped here at some 3.5 s,
+# the order of Pillow's honest decode of a PNG at the 100 MP limit; a bigger file is Pillow's.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 # What Pillow turns into an EXIF orientation besides an eXIf chunk (ImageMagick's text chunk, XMP).
 _OTHER_ORIENTATIONS = ("Raw profile type exif",)
