@@ -6,9 +6,11 @@ premultiply (rounded, as Pillow rounds it) and its SIMD Lanczos-3 ``reduce`` str
 thumbnail: never whole at full size, and filtered from the whole image (a box first only past twice
 ``REDUCING_GAP``). The result is Pillow's ``resize(size, LANCZOS, reducing_gap=REDUCING_GAP)`` within
 rounding, placed exactly where Pillow places it. Only files where nothing else can differ come
-this way: 8 bits a sample, greyscale or RGB with or without alpha, no tRNS, and nothing between the
-first pixel data and IEND but more pixel data (Pillow reads such chunks, an eXIf orientation among
-them, only by decoding). A file libvips refuses is Pillow's to decode, and to judge.
+this way: 8 bits a sample, greyscale or RGB with or without alpha, no tRNS, not interlaced or
+animated, an orientation from an eXIf chunk or none, and nothing between the first pixel data and
+IEND but more pixel data (Pillow reads such chunks, an eXIf orientation among them, only by
+decoding). So do only files where libvips costs no more than Pillow (the limits below). A file
+libvips refuses is Pillow's to decode, and to judge.
 """
 
 from __future__ import annotations
