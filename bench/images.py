@@ -20,7 +20,7 @@ import tempfile
 import time
 from base64 import b64decode
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,7 +320,7 @@ class Variant:
 
 
 class PillowAlone(Variant):
-    """``render`` as installed without the ``fast`` extra: no libvips resize, no PNG shrink on load."""
+    """``render`` as installed without the ``fast`` extra: no libvips resize, no libvips PNG decode."""
 
     def __call__(self, source: Source) -> list[bytes]:
         with pillow_alone():
@@ -662,9 +662,12 @@ def _status_kib(field: str) -> int:
 def memory_child(path: str, pillow_only: bool, warm: bool) -> None:
     """In a fresh process: warm up on a tiny image (``warm``: on the source itself, as a pool process
     that has rendered like uploads before), reset VmHWM, render once, print KiB as JSON."""
+    with pillow_alone() if pillow_only else nullcontext():
+        _render_measured(path, warm)
+
+
+def _render_measured(path: str, warm: bool) -> None:
     spec = imaging.RenderSpec(SIZES, quality=QUALITY)
-    if pillow_only:
-        resizing.libvips = lambda: None  # type: ignore[assignment]
     with Image.open(path) as image:
         tiny = Image.new(image.mode, (64, 48))
         kind = image.format or "JPEG"
