@@ -44,6 +44,9 @@ def libvips() -> Any | None:
     except (ImportError, OSError) as exc:  # not installed, or its libvips cannot be loaded
         logger.debug("resizing with Pillow: pyvips unavailable (%s)", exc)
         return None
+    # pyvips hands every libvips message to logging, at INFO a dozen lines of each image's internals
+    # ("reduceh: 9 point mask"); a worker's log is about objects, so only libvips' warnings stay.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     pyvips.cache_set_max(0)  # every image is new: nothing to reuse
     pyvips.concurrency_set(1)  # a worker process is one core's worth
     return pyvips

@@ -3,6 +3,7 @@ without pyvips every resize is Pillow's and rendering works the same."""
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 import sys
@@ -41,6 +42,14 @@ def test_libvips_does_the_resizing_where_it_is_installed():
     # The test environment installs the fast extra: a missing or broken pyvips must fail here, not
     # silently make every worker slower.
     assert resizing.engine().startswith("libvips 8.")
+
+
+def test_libvips_internals_stay_out_of_an_info_log(caplog):
+    caplog.set_level(logging.INFO)
+
+    resizing.resize(detailed((1500, 1125), "RGB"), (1024, 768), LANCZOS)
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyvips")] == []
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBa", "L", "La"])
