@@ -627,16 +627,42 @@ WORKER_WITH_UPLOAD_THREADS = (
     "import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
     "from s3thumbs.cli.main import main; main(prog_name='s3thumbs')"
 )
+# `s3thumbs worker` whose thumbnail task does only what a bare process does (GET, render, PUT each
+# size): the pipeline's own machinery (events, receiver, broker, Celery, results), without the
+# contract's manifest, its HEAD and the HEAD after writing.
+WORKER_WITH_BARE_TASK = """
+import io
+import s3thumbs.tasks as tasks
+from s3thumbs import imaging
+from s3thumbs.thumbnailer import Outcome, ThumbnailInfo
+
+def bare_steps(storage, job, bucket, key):
+    got = storage.client.get_object(Bucket=bucket, Key=key)
+    thumbnails = imaging.render(io.BytesIO(got["Body"].read()), job.spec).thumbnails
+    written = []
+    for thumb in thumbnails:
+        out = job.layout.thumbnail_key(bucket, key, thumb.box)
+        storage.client.put_object(Bucket=bucket, Key=out, Body=thumb.body, ContentType=thumb.content_type)
+        written.append(ThumbnailInfo(out, thumb.width, thumb.height, len(thumb.body), thumb.content_type))
+    return Outcome(bucket, key, "written", got["ETag"], written, got["ContentLength"])
+
+tasks.make_thumbnails = bare_steps
+from s3thumbs.cli.main import main
+main(prog_name="s3thumbs")
+"""
 
 
 @contextmanager
-def worker(tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int | None) -> Iterator[Proc]:
+def worker(
+    tmp: Path, env: dict[str, str], concurrency: int, upload_threads: int | None, bare_task: bool = False
+) -> Iterator[Proc]:
     log = tmp / f"worker-{concurrency}.log"
-    command = (
-        [sys.executable, "-m", "s3thumbs"]
-        if upload_threads is None
-        else [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
-    )
+    if bare_task:
+        command = [sys.executable, "-c", WORKER_WITH_BARE_TASK]
+    elif upload_threads is not None:
+        command = [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
+    else:
+        command = [sys.executable, "-m", "s3thumbs"]
     with spawn(
         "worker",
         [*command, "worker", "--concurrency", str(concurrency), "--hostname", f"bench{concurrency}@%h"],
@@ -716,14 +742,16 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
     client = make_client(endpoint)
     totals: list[float] = []
     bare_steps: list[tuple[float, float, float]] = []
+    cpu = {"task": 0.0, "bare": 0.0}  # this process's CPU, every thread
     # Alternate task and bare per image, after one warm-up of each.
     for i, key in enumerate([keys[0], *keys]):
         clear_thumbnails(s3, PIPE_BUCKET)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         outcome = make_thumbnails(storage, job, PIPE_BUCKET, key)
         total = (time.perf_counter() - started) * 1000
+        task_cpu = time.process_time() - cpu_started
         assert outcome.status == "written", outcome
-        t0 = time.perf_counter()
+        t0, cpu_started = time.perf_counter(), time.process_time()
         data = client.get_object(Bucket=BARE_BUCKET, Key=key)["Body"].read()
         t1 = time.perf_counter()
         thumbnails = imaging.render(io.BytesIO(data), job.spec).thumbnails
@@ -736,10 +764,13 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
                 ContentType=thumb.content_type,
             )
         t3 = time.perf_counter()
+        bare_cpu = time.process_time() - cpu_started
         if i == 0:
             storage.calls.clear()
             storage.requests.clear()
             continue
+        cpu["task"] += task_cpu * 1000
+        cpu["bare"] += bare_cpu * 1000
         totals.append(total)
         bare_steps.append(((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000))
     n = len(totals)
@@ -762,6 +793,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         f"| manifest PUT | – | {io_ms.get('manifest PUT', 0):.1f} |",
         f"| HEAD after writing | – | {io_ms.get('HEAD after writing', 0):.1f} |",
         f"| **total** | **{sum(bare):.1f}** | **{task_total:.1f}** |",
+        f"| CPU of this process (every thread), mean | {cpu['bare'] / n:.1f} | {cpu['task'] / n:.1f} |",
     ]
     return "\n".join(lines)
 
@@ -927,6 +959,12 @@ def main() -> None:
         "uploaded one after another); several values are compared in the same passes, "
         "each pipeline run with a worker of its own; default: as shipped",
     )
+    parser.add_argument(
+        "--bare-task",
+        action="store_true",
+        help="the worker's thumbnail task does only the bare processes' steps (GET, render, PUT each "
+        "size), without the manifest and the HEADs: what the pipeline's machinery costs by itself",
+    )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -937,6 +975,8 @@ def main() -> None:
         parser.error("--s3-latency needs --moto process")
     if args.store != "moto" and (args.events or args.s3_latency or args.moto != "process"):
         parser.error("--events, --s3-latency and --moto are for --store moto")
+    if args.bare_task and args.upload_threads:
+        parser.error("--bare-task makes no requests at once: leave out --upload-threads")
     events = args.events or {"moto": "sns", "ceph": "rgw-topic", "seaweedfs": "filer-webhook"}[args.store]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the servers on kill too
     concurrencies = [int(c) for c in args.sweep.split(",")] if args.sweep else [args.concurrency]
@@ -1085,6 +1125,12 @@ def main() -> None:
             "- Pipeline: `s3thumbs receiver` and `s3thumbs worker --concurrency C` (prefork), "
             "environment as SPEC.md, Redis result backend on (the default), text logs"
             + (f"; the worker with `storage.UPLOAD_THREADS` = {args.upload_threads}" if args.upload_threads else "")
+            + (
+                "; **`--bare-task`: the thumbnail task does only the bare steps** (GET, render, PUT each "
+                "size; no manifest, no HEADs)"
+                if args.bare_task
+                else ""
+            )
             + "."
         )
         print(
@@ -1111,7 +1157,7 @@ def main() -> None:
         @contextmanager
         def worker_session(concurrency: int, threads: int | None) -> Iterator[None]:
             """A worker, measured, warmed up with a few images."""
-            with worker(tmp, env, concurrency, threads) as proc:
+            with worker(tmp, env, concurrency, threads, args.bare_task) as proc:
                 bench.worker_log = proc.log
                 meter.add("worker: Celery main process", lambda: cpu_seconds(proc.process.pid))
                 meter.add("worker: pool processes", lambda: children_cpu(proc.process.pid))
