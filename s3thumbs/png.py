@@ -15,9 +15,13 @@ libvips refuses is Pillow's to decode, and to judge.
 
 from __future__ import annotations
 
+import io
 import logging
+import mmap
 import struct
-from typing import IO
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import IO, Any
 
 from PIL import Image
 
@@ -64,33 +68,61 @@ def resized_on_load(im: Image.Image, source: IO[bytes], size: tuple[int, int]) -
         return None  # not enough of a reduction
     mode, bands = _MODES[im.mode]
     try:
-        # libvips reads the file from memory (a stream read through Python costs a tenth more time): no
-        # more than Pillow would allocate for the pixels, which this path never holds whole.
+        # libvips reads the whole file at once (a stream read through Python costs a tenth more time),
+        # where it lies, never copied; one larger than its own pixels (padding, private chunks) is Pillow's.
         file_size = source.seek(0, 2)
         if file_size > min(MAX_FILE_BYTES, budget.image_bytes(im.size, im.mode)) or not _pixels_then_end(source):
             return None
-        source.seek(0)
-        # A libvips source reads the bytes where they are (a buffer would be copied).
-        read = vips.Source.new_from_memory(source.read())
-        loaded = vips.Image.new_from_source(read, "", access="sequential", fail_on="error")
-        if loaded.get("vips-loader") != "pngload_source" or loaded.get("bits-per-sample") != 8:
-            return None  # 2 and 4 bits a sample are scaled up by each library in its own way
-        if loaded.format != "uchar" or loaded.bands != bands:
+        with _in_place(source) as data:
+            try:
+                pixels = _libvips_resized(vips, data, bands, (im.width / size[0], im.height / size[1]))
+            except vips.Error as e:  # handled here, so nothing of libvips holds the file past this block
+                logger.debug("libvips did not decode a PNG, Pillow will: %s", str(e).splitlines()[0] if str(e) else e)
+                pixels = None
+        if pixels is None:
             return None
-        if bands in (2, 4):  # libvips premultiplies in floats: rounded back, as Pillow's RGBa is
-            loaded = loaded.premultiply().round("rint").cast("uchar")
-        # The filter on 8-bit bands is the vectorised one; the shrinks make exactly ``size``.
-        shrinks = (im.width / size[0], im.height / size[1])
-        resized = loaded.reduce(*shrinks, kernel="lanczos3", gap=REDUCING_GAP)
-        pixels = resized.write_to_memory()
-    except vips.Error as e:
-        logger.debug("libvips did not decode a PNG, Pillow will: %s", str(e).splitlines()[0] if str(e) else e)
-        return None
     finally:
         source.seek(0)  # where Pillow's decoder, if it is to run, expects the file
-    if (resized.width, resized.height) != size:  # never seen; Pillow's path is the safe one
+    if len(pixels) != size[0] * size[1] * bands:  # never seen; Pillow's path is the safe one
         return None
     return Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)
+
+
+def _libvips_resized(vips: Any, data: bytes | mmap.mmap, bands: int, shrinks: tuple[float, float]) -> Any:
+    """The PNG in ``data`` decoded, premultiplied where it has alpha and reduced by ``shrinks`` (the
+    packed 8-bit pixels, a buffer); None if libvips reads it as other than 8-bit ``bands`` bands."""
+    loaded = vips.Image.new_from_source(vips.Source.new_from_memory(data), "", access="sequential", fail_on="error")
+    if loaded.get("vips-loader") != "pngload_source" or loaded.get("bits-per-sample") != 8:
+        return None  # 2 and 4 bits a sample are scaled up by each library in its own way
+    if loaded.format != "uchar" or loaded.bands != bands:
+        return None
+    if bands in (2, 4):  # libvips premultiplies in floats: rounded back, as Pillow's RGBa is
+        loaded = loaded.premultiply().round("rint").cast("uchar")
+    # The filter on 8-bit bands is the vectorised one; the shrinks make exactly the size asked.
+    return loaded.reduce(*shrinks, kernel="lanczos3", gap=REDUCING_GAP).write_to_memory()
+
+
+@contextmanager
+def _in_place(source: IO[bytes]) -> Iterator[bytes | mmap.mmap]:
+    """The whole file as libvips reads it, without a copy where the file allows one: a BytesIO's own
+    bytes (``getvalue`` hands them over; ``read`` would copy them, ``getbuffer`` too when they are
+    shared), or a file on disk mapped (its pages the kernel's cache, not this process's heap)."""
+    data: bytes | mmap.mmap
+    if isinstance(source, io.BytesIO):
+        data = source.getvalue()
+    else:
+        try:
+            data = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
+        except (AttributeError, OSError, ValueError):  # no file descriptor to map: read it
+            source.seek(0)
+            data = source.read()
+    try:
+        yield data
+    finally:
+        # libvips let go of the mapping with the last image made from it: the file may be closed after this.
+        if isinstance(data, mmap.mmap):
+            with suppress(BufferError):
+                data.close()
 
 
 def _read_alike(im: Image.Image) -> bool:

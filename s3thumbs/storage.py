@@ -6,6 +6,7 @@ are left as botocore raises them, for the task's retry policy.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -93,14 +94,17 @@ class Download:
         self._body = body
 
     def spool(self, max_bytes: int) -> IO[bytes]:
-        """The body in a bounded spooled file (the caller closes it); BadImage over ``max_bytes``.
+        """The body in memory up to SPOOL_MAX_MEMORY, else in a temporary file (the caller closes
+        it); BadImage over ``max_bytes``.
 
-        The size is checked before a byte of the body is read.
+        The size is checked before a byte of the body is read. Either is a plain file a decoder
+        may read in place (a BytesIO's buffer, a mapped file) rather than copy.
         """
         with self:
             if self.info.size > max_bytes:
                 raise BadImage(f"source is {self.info.size:,} bytes, over the limit of {max_bytes:,}")
-            spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
+            small = self.info.size <= SPOOL_MAX_MEMORY
+            spooled: IO[bytes] = io.BytesIO() if small else tempfile.TemporaryFile()
             try:
                 with _s3_errors(self.bucket, self.info.key):
                     shutil.copyfileobj(self._body, spooled, _CHUNK)

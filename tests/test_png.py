@@ -326,3 +326,31 @@ def test_a_png_libvips_refuses_is_pillows_to_judge(data, renders, monkeypatch):
         assert all(premultiplied_psnr(a, b) > 50 for a, b in zip(fast, alone, strict=True))
     else:
         assert fast == alone
+
+
+class NoWholeReads(io.BufferedReader):
+    """A file on disk that fails any read of the whole rest of it into memory."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        assert size is not None and size >= 0, "the whole file read into memory"
+        return super().read(size)
+
+
+@pytest.mark.parametrize(
+    ("data", "libvips_resizes"),
+    [
+        pytest.param(big_png("RGBA"), True, id="resized"),
+        pytest.param(with_pixels_garbled(big_png("RGBA")), False, id="refused after reading"),
+    ],
+)
+def test_a_png_on_disk_is_read_in_place_with_the_outcome_of_one_in_memory(tmp_path, data, libvips_resizes):
+    assert (resized(data, (1024, 768)) is not None) == libvips_resizes
+    (tmp_path / "big.png").write_bytes(data)
+
+    with NoWholeReads(io.FileIO(tmp_path / "big.png")) as on_disk:
+        try:
+            from_disk: list[bytes] | str = [t.body for t in render(on_disk, RenderSpec(BOXES)).thumbnails]
+        except BadImage as e:
+            from_disk = str(e)
+
+    assert from_disk == outcome(data)
