@@ -43,5 +43,6 @@ def test_one_multi_stage_image_running_as_non_root_with_the_command_as_argument(
     assert user.split()[1] not in ("root", "0")
     assert 'ENTRYPOINT ["s3thumbs"]' in final
     assert 'CMD ["receiver"]' in final
+    assert any(re.search(r"\bMALLOC_ARENA_MAX=2\b", line) for line in final)  # libvips' thread's arenas
     python = re.search(r"python:(\d+)\.(\d+)", stages[1])
     assert python and (int(python[1]), int(python[2])) >= (3, 11)
