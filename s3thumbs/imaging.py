@@ -124,7 +124,7 @@ def render(source: IO[bytes], spec: RenderSpec) -> Rendering:
                 f"a {width}x{height} {im.mode} {im.format} needs about {needed / budget.MIB:,.0f} MiB to decode and "
                 f"convert, over S3THUMBS_MAX_DECODE_MIB={spec.max_decode_bytes // budget.MIB}"
             )
-        resized = png.resized_on_load(im, source, header.stored_largest)
+        resized = png.resized_on_load(im, source, file_size, header.stored_largest)
         return _render_checked(im, spec, header, resized)
 
 

@@ -56,9 +56,9 @@ _ANIMATION = (b"acTL", b"fcTL", b"fdAT")
 _MODES = {"L": ("L", 1), "LA": ("La", 2), "RGB": ("RGB", 3), "RGBA": ("RGBa", 4)}
 
 
-def resized_on_load(im: Image.Image, source: IO[bytes], size: tuple[int, int]) -> Image.Image | None:
-    """``im`` (a lazily opened PNG read from ``source``) resized to ``size`` with Lanczos-3 by libvips,
-    premultiplied when it has alpha; None where Pillow is to decode it."""
+def resized_on_load(im: Image.Image, source: IO[bytes], file_size: int, size: tuple[int, int]) -> Image.Image | None:
+    """``im`` (a lazily opened PNG read from ``source``, ``file_size`` bytes) resized to ``size`` with
+    Lanczos-3 by libvips, premultiplied when it has alpha; None where Pillow is to decode it."""
     vips = resizing.libvips()
     if vips is None or not _read_alike(im):
         return None
@@ -70,7 +70,6 @@ def resized_on_load(im: Image.Image, source: IO[bytes], size: tuple[int, int]) -
     try:
         # libvips reads the whole file at once (a stream read through Python costs a tenth more time),
         # where it lies, never copied; one larger than its own pixels (padding, private chunks) is Pillow's.
-        file_size = source.seek(0, 2)
         if file_size > min(MAX_FILE_BYTES, budget.image_bytes(im.size, im.mode)) or not _pixels_then_end(source):
             return None
         with _in_place(source) as data:

@@ -67,7 +67,7 @@ def interlaced_png(im: Image.Image) -> bytes:
 def resized(data: bytes, size: tuple[int, int]) -> Image.Image | None:
     source = io.BytesIO(data)
     with Image.open(source) as im:
-        return png.resized_on_load(im, source, size)
+        return png.resized_on_load(im, source, len(data), size)
 
 
 def premultiplied_psnr(a: bytes, b: bytes) -> float:
