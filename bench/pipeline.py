@@ -23,7 +23,6 @@ repository root:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -57,6 +56,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 import images  # noqa: E402  (bench/images.py: the photo-like input generator)
+from bare import bare_steps  # noqa: E402  (bench/bare.py)
 from machine import cpus  # noqa: E402  (bench/machine.py)
 
 from s3thumbs import imaging  # noqa: E402
@@ -442,22 +442,9 @@ def bare_process(endpoint: str, credentials: dict[str, str], bucket: str, jobs: 
     os.environ.update(credentials)
     client = make_client(endpoint)
     spec = imaging.RenderSpec(DEFAULTS.sizes, DEFAULTS.format, DEFAULTS.quality, DEFAULTS.max_pixels)
-    layout = DEFAULTS.layout
     while (key := jobs.get()) is not None:
-        t0 = time.perf_counter()
-        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        t1 = time.perf_counter()
-        thumbnails = imaging.render(io.BytesIO(data), spec).thumbnails
-        t2 = time.perf_counter()
-        for thumb in thumbnails:
-            client.put_object(
-                Bucket=bucket,
-                Key=layout.thumbnail_key(bucket, key, thumb.box),
-                Body=thumb.body,
-                ContentType=thumb.content_type,
-            )
-        t3 = time.perf_counter()
-        done.put((time.time(), ((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)))
+        _, _, steps = bare_steps(client, bucket, key, spec, DEFAULTS.layout)
+        done.put((time.time(), steps))
 
 
 class BarePool:
@@ -627,26 +614,25 @@ WORKER_WITH_UPLOAD_THREADS = (
     "import sys, s3thumbs.storage as storage; storage.UPLOAD_THREADS = int(sys.argv.pop(1)); "
     "from s3thumbs.cli.main import main; main(prog_name='s3thumbs')"
 )
-# `s3thumbs worker` whose thumbnail task does only what a bare process does (GET, render, PUT each
-# size): the pipeline's own machinery (events, receiver, broker, Celery, results), without the
-# contract's manifest, its HEAD and the HEAD after writing.
+# `s3thumbs worker` whose thumbnail task does only what a bare process does (`bare.py`'s steps): the
+# pipeline's own machinery (events, receiver, broker, Celery, results), without the contract's
+# manifest, its HEAD and the HEAD after writing. The bench directory comes last on sys.path.
 WORKER_WITH_BARE_TASK = """
-import io
+import sys
+sys.path.append(sys.argv.pop(1))
 import s3thumbs.tasks as tasks
-from s3thumbs import imaging
+from bare import bare_steps
 from s3thumbs.thumbnailer import Outcome, ThumbnailInfo
 
-def bare_steps(storage, job, bucket, key):
-    got = storage.client.get_object(Bucket=bucket, Key=key)
-    thumbnails = imaging.render(io.BytesIO(got["Body"].read()), job.spec).thumbnails
-    written = []
-    for thumb in thumbnails:
-        out = job.layout.thumbnail_key(bucket, key, thumb.box)
-        storage.client.put_object(Bucket=bucket, Key=out, Body=thumb.body, ContentType=thumb.content_type)
-        written.append(ThumbnailInfo(out, thumb.width, thumb.height, len(thumb.body), thumb.content_type))
+def bare_task(storage, job, bucket, key):
+    got, thumbnails, _ = bare_steps(storage.client, bucket, key, job.spec, job.layout)
+    written = [
+        ThumbnailInfo(job.layout.thumbnail_key(bucket, key, t.box), t.width, t.height, len(t.body), t.content_type)
+        for t in thumbnails
+    ]
     return Outcome(bucket, key, "written", got["ETag"], written, got["ContentLength"])
 
-tasks.make_thumbnails = bare_steps
+tasks.make_thumbnails = bare_task
 from s3thumbs.cli.main import main
 main(prog_name="s3thumbs")
 """
@@ -658,7 +644,7 @@ def worker(
 ) -> Iterator[Proc]:
     log = tmp / f"worker-{concurrency}.log"
     if bare_task:
-        command = [sys.executable, "-c", WORKER_WITH_BARE_TASK]
+        command = [sys.executable, "-c", WORKER_WITH_BARE_TASK, str(BENCH)]
     elif upload_threads is not None:
         command = [sys.executable, "-c", WORKER_WITH_UPLOAD_THREADS, str(upload_threads)]
     else:
@@ -741,7 +727,7 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
     storage = TimedStorage(make_client(endpoint), upload_threads)
     client = make_client(endpoint)
     totals: list[float] = []
-    bare_steps: list[tuple[float, float, float]] = []
+    bare_times: list[tuple[float, float, float]] = []
     cpu = {"task": 0.0, "bare": 0.0}  # this process's CPU, every thread
     # Alternate task and bare per image, after one warm-up of each.
     for i, key in enumerate([keys[0], *keys]):
@@ -751,19 +737,8 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         total = (time.perf_counter() - started) * 1000
         task_cpu = time.process_time() - cpu_started
         assert outcome.status == "written", outcome
-        t0, cpu_started = time.perf_counter(), time.process_time()
-        data = client.get_object(Bucket=BARE_BUCKET, Key=key)["Body"].read()
-        t1 = time.perf_counter()
-        thumbnails = imaging.render(io.BytesIO(data), job.spec).thumbnails
-        t2 = time.perf_counter()
-        for thumb in thumbnails:
-            client.put_object(
-                Bucket=BARE_BUCKET,
-                Key=DEFAULTS.layout.thumbnail_key(BARE_BUCKET, key, thumb.box),
-                Body=thumb.body,
-                ContentType=thumb.content_type,
-            )
-        t3 = time.perf_counter()
+        cpu_started = time.process_time()
+        _, _, steps = bare_steps(client, BARE_BUCKET, key, job.spec, DEFAULTS.layout)
         bare_cpu = time.process_time() - cpu_started
         if i == 0:
             storage.calls.clear()
@@ -772,11 +747,11 @@ def profile_task(s3: Any, endpoint: str, keys: list[str], upload_threads: int | 
         cpu["task"] += task_cpu * 1000
         cpu["bare"] += bare_cpu * 1000
         totals.append(total)
-        bare_steps.append(((t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000))
+        bare_times.append(steps)
     n = len(totals)
     io_ms = {name: sum(times) / n for name, times in storage.calls.items()}
     task_total = statistics.median(totals)
-    bare = [statistics.median(s[i] for s in bare_steps) for i in range(3)]
+    bare = [statistics.median(s[i] for s in bare_times) for i in range(3)]
     sizes = len(DEFAULTS.sizes)
     at_once = "at once" if storage.upload_threads > 1 else "one after another"
     per_task = ", ".join(f"{count / n:g} {method}" for method, count in sorted(storage.requests.items()))
