@@ -13,6 +13,7 @@ from PIL import Image
 from s3thumbs.errors import BadImage, Forbidden, SourceChanged
 from s3thumbs.imaging import fit
 from s3thumbs.keys import Size
+from s3thumbs.storage import Storage
 from s3thumbs.thumbnailer import delete_thumbnails, make_thumbnails
 from tests.support import images
 from tests.support.buckets import upload
@@ -104,6 +105,18 @@ def before_first(s3: Any, operation: str, action: Callable[[], T]) -> list[T]:
                 done.append(action())
 
     s3.meta.events.register(f"before-call.s3.{operation}", hook)
+    return done
+
+
+def before_put_of(s3: Any, key: str, action: Callable[[], T]) -> list[T]:
+    """Run ``action`` once, just before the client's PUT of ``key``; its result lands in the list returned."""
+    done: list[T] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == key and not done:
+            done.append(action())
+
+    s3.meta.events.register("before-parameter-build.s3.PutObject", hook)
     return done
 
 
@@ -426,6 +439,26 @@ def test_a_source_deleted_while_it_is_rendered_leaves_nothing(mocked_s3, mocked_
     outcome = make_thumbnails(mocked_storage, make_job(), BUCKET, "p.jpg")
 
     assert deleted
+    assert outcome.status == "gone"
+    assert keys_under(mocked_s3, "") == set()
+
+
+def test_a_deletion_handled_before_the_manifest_is_written_leaves_no_manifest(mocked_s3, mocked_storage):
+    """The check after writing comes after the manifest's PUT: a source deleted, and its deletion
+    task done, between the sizes and the manifest would otherwise leave a manifest of nothing."""
+    job = make_job()
+    upload(mocked_s3, BUCKET, "p.jpg", images.jpeg(800, 600))
+    other = boto3.client("s3", region_name=mocked_s3.meta.region_name)
+
+    def delete_and_handle() -> str:
+        other.delete_object(Bucket=BUCKET, Key="p.jpg")
+        return delete_thumbnails(Storage(other), job, BUCKET, "p.jpg").status
+
+    handled = before_put_of(mocked_s3, "thumbnails/manifest/p.jpg.json", delete_and_handle)
+
+    outcome = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
+
+    assert handled == ["deleted"]
     assert outcome.status == "gone"
     assert keys_under(mocked_s3, "") == set()
 
