@@ -93,30 +93,19 @@ def decoded(s3: Any, key: str, bucket: str = BUCKET) -> Image.Image:
     return im
 
 
-def before_first(s3: Any, operation: str, action: Callable[[], T]) -> list[T]:
-    """Run ``action`` once, just before the client's first ``operation`` (the sizes' PUTs run in
-    threads at once, so the first is decided under a lock); its result lands in the list returned."""
+def before_first(s3: Any, operation: str, action: Callable[[], T], key: str | None = None) -> list[T]:
+    """Run ``action`` once, just before the client's first ``operation`` (on ``key``, if given; the
+    sizes' PUTs run in threads at once, so the first is decided under a lock); its result lands in
+    the list returned."""
     done: list[T] = []
     once = threading.Lock()
 
-    def hook(**_: Any) -> None:
+    def hook(params: dict[str, Any], **_: Any) -> None:
         with once:
-            if not done:
+            if not done and key in (None, params.get("Key")):
                 done.append(action())
 
-    s3.meta.events.register(f"before-call.s3.{operation}", hook)
-    return done
-
-
-def before_put_of(s3: Any, key: str, action: Callable[[], T]) -> list[T]:
-    """Run ``action`` once, just before the client's PUT of ``key``; its result lands in the list returned."""
-    done: list[T] = []
-
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key") == key and not done:
-            done.append(action())
-
-    s3.meta.events.register("before-parameter-build.s3.PutObject", hook)
+    s3.meta.events.register(f"before-parameter-build.s3.{operation}", hook)
     return done
 
 
@@ -454,7 +443,7 @@ def test_a_deletion_handled_before_the_manifest_is_written_leaves_no_manifest(mo
         other.delete_object(Bucket=BUCKET, Key="p.jpg")
         return delete_thumbnails(Storage(other), job, BUCKET, "p.jpg").status
 
-    handled = before_put_of(mocked_s3, "thumbnails/manifest/p.jpg.json", delete_and_handle)
+    handled = before_first(mocked_s3, "PutObject", delete_and_handle, key="thumbnails/manifest/p.jpg.json")
 
     outcome = make_thumbnails(mocked_storage, job, BUCKET, "p.jpg")
 
