@@ -845,10 +845,12 @@ def report(
     goal = GOALS[args.store]
     verdict = "pass" if mr <= goal else "FAIL"
     # The middle half of the passes: how far one run's median can be trusted on a shared machine.
-    spread = "; middle half of the passes {:.3f}–{:.3f}".format(*statistics.quantiles(ratios, n=4)[::2])
+    spread = ""
+    if len(ratios) >= 4:
+        spread = "; middle half of the passes {:.3f}–{:.3f}".format(*statistics.quantiles(ratios, n=4)[::2])
     print(
-        f"| **median** | **{mb:.2f}** | **{mp:.2f}** | **{mr:.3f}** ({verdict}, goal ≤ {goal:.3f}"
-        f"{spread if len(ratios) >= 4 else ''}) | {median(cpu_ratios):.3f} | |\n"
+        f"| **median** | **{mb:.2f}** | **{mp:.2f}** | **{mr:.3f}** ({verdict}, goal ≤ {goal:.3f}{spread}) | "
+        f"{median(cpu_ratios):.3f} | |\n"
     )
     steps = [s for r in bare_runs for s in r.steps]
     task_ms = [t for r in pipe_runs for t in r.task_ms]
